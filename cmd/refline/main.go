@@ -1,0 +1,42 @@
+// Command refline is a git-native continuous-delivery server: an SSH git
+// server whose pushes run pipelines, record signed artifacts and deploy them.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage:
+  refline serve [flags]            run the server (refline serve --help for flags)
+  refline hook --socket S NAME...  the program git runs as a hook (internal)
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		return serve(ctx, args[1:], stderr)
+	case "hook":
+		return hook(args[1:], stdin, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "refline: unknown command %q\n%s", args[0], usage)
+		return 2
+	}
+}

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+	"golang.org/x/crypto/ssh"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"refline": func() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
+	})
+}
+
+// TestScripts runs the end-to-end stories in testdata/script: the real git
+// and ssh clients against a real server process on loopback.
+func TestScripts(t *testing.T) {
+	for _, tool := range []string{"git", "ssh", "ssh-keygen"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is required for the end-to-end tests: %v", tool, err)
+		}
+	}
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		Setup:               setupScript,
+		Cmds:                scriptCmds,
+		RequireExplicitExec: true,
+	})
+}
+
+// Users every script can act as: alice is the admin the server starts with.
+var scriptUsers = []string{"alice", "bob", "carol", "mallory"}
+
+func setupScript(env *testscript.Env) error {
+	home := filepath.Join(env.WorkDir, "home")
+	bin := filepath.Join(env.WorkDir, "bin")
+	for _, d := range []string{filepath.Join(home, ".ssh"), bin} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+	}
+	for _, u := range scriptUsers {
+		if err := writeUserKey(filepath.Join(home, ".ssh", "id_"+u), u); err != nil {
+			return err
+		}
+	}
+	sshOpts := `-F /dev/null -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes -o IdentitiesOnly=yes`
+	scripts := map[string]string{
+		// gitssh is GIT_SSH_COMMAND: ssh as $AS (default alice).
+		"gitssh": `exec ssh ` + sshOpts + ` -i "$HOME/.ssh/id_${AS:-alice}" "$@"`,
+		// rl runs an SSH command on the server as $AS.
+		"rl": `exec ssh ` + sshOpts + ` -i "$HOME/.ssh/id_${AS:-alice}" -p "$SSHPORT" git@127.0.0.1 "$@"`,
+	}
+	for name, body := range scripts {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+			return err
+		}
+	}
+	gitconfig := "[user]\n\tname = Test User\n\temail = test@example.com\n[init]\n\tdefaultBranch = master\n[advice]\n\tdetachedHead = false\n"
+	if err := os.WriteFile(filepath.Join(home, ".gitconfig"), []byte(gitconfig), 0o644); err != nil {
+		return err
+	}
+	env.Setenv("HOME", home)
+	env.Setenv("PATH", bin+string(os.PathListSeparator)+env.Getenv("PATH"))
+	env.Setenv("GIT_SSH_COMMAND", "gitssh")
+	env.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+	env.Setenv("DATA", filepath.Join(env.WorkDir, "data"))
+	env.Values["server"] = &serverSlot{}
+	return nil
+}
+
+func writeUserKey(path, comment string) error {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	block, err := ssh.MarshalPrivateKey(priv, comment)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		return err
+	}
+	sp, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		return err
+	}
+	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp))) + " " + comment + "@test\n"
+	return os.WriteFile(path+".pub", []byte(line), 0o644)
+}
+
+var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
+	"serve": cmdServe,
+	"stop":  cmdStop,
+}
+
+// serverSlot holds the script's running server, if any.
+type serverSlot struct{ p *serverProc }
+
+type serverProc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// cmdServe starts `refline serve` in the background on random loopback
+// ports with $DATA as data dir and alice as admin, waits until it listens,
+// and sets $SSHPORT and $HTTPADDR. Extra arguments are passed to serve.
+func cmdServe(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! serve")
+	}
+	data := ts.Getenv("DATA")
+	addrFile := filepath.Join(data, "run", "ssh.addr")
+	os.Remove(addrFile)
+	log, err := os.OpenFile(ts.MkAbs("server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	ts.Check(err)
+	full := append([]string{"serve", "--data", data, "--ssh-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+		"--admin-key", filepath.Join(ts.Getenv("HOME"), ".ssh", "id_alice.pub"), "--grace", "5s"}, args...)
+	cmd := exec.Command("refline", full...)
+	cmd.Env = serverEnv(ts)
+	cmd.Dir = ts.Getenv("WORK")
+	cmd.Stdout = log
+	cmd.Stderr = log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	lp, err := exec.LookPath("refline")
+	ts.Check(err)
+	cmd.Path = lp
+	ts.Check(cmd.Start())
+	p := &serverProc{cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); log.Close(); close(p.done) }()
+	ts.Value("server").(*serverSlot).p = p
+	ts.Defer(func() {
+		syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, err := os.ReadFile(addrFile)
+		if err == nil && bytes.HasSuffix(b, []byte("\n")) {
+			addr := strings.TrimSpace(string(b))
+			ts.Setenv("SSHPORT", addr[strings.LastIndex(addr, ":")+1:])
+			hb, _ := os.ReadFile(filepath.Join(data, "run", "http.addr"))
+			ts.Setenv("HTTPADDR", strings.TrimSpace(string(hb)))
+			return
+		}
+		select {
+		case <-p.done:
+			logText, _ := os.ReadFile(ts.MkAbs("server.log"))
+			ts.Fatalf("server exited before listening: %v\n%s", cmd.ProcessState, logText)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("server did not listen within 30s")
+		}
+	}
+}
+
+// serverEnv is the environment the server runs with: the script's, plus a
+// variable that must never reach git or jobs.
+func serverEnv(ts *testscript.TestScript) []string {
+	var env []string
+	for _, k := range []string{"PATH", "HOME", "TMPDIR", "LANG"} {
+		if v := ts.Getenv(k); v != "" {
+			env = append(env, k+"="+v)
+		}
+	}
+	return append(env, "REFLINE_TEST_SERVER_SECRET=server-env-must-not-leak")
+}
+
+// cmdStop stops the server: gracefully (SIGTERM) or, with -9, by SIGKILL as
+// a crash would.
+func cmdStop(ts *testscript.TestScript, neg bool, args []string) {
+	p := ts.Value("server").(*serverSlot).p
+	if p == nil {
+		ts.Fatalf("no server running")
+	}
+	sig := syscall.SIGTERM
+	if len(args) == 1 && args[0] == "-9" {
+		sig = syscall.SIGKILL
+	}
+	ts.Check(p.cmd.Process.Signal(sig))
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		ts.Fatalf("server did not stop within 30s")
+	}
+	if sig == syscall.SIGTERM && !p.cmd.ProcessState.Success() {
+		ts.Fatalf("server exited with %v", p.cmd.ProcessState)
+	}
+	fmt.Fprintf(ts.Stdout(), "stopped\n")
+}

@@ -1,0 +1,408 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sirupsen/logrus"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/refline/refline/access"
+	"github.com/refline/refline/gitserver"
+	"github.com/refline/refline/hooks"
+	"github.com/refline/refline/keyring"
+	"github.com/refline/refline/refs"
+)
+
+type serveFlags struct {
+	data       string
+	sshListen  string
+	httpListen string
+	adminKeys  multiFlag
+	maxJobs    int
+	logFormat  string
+	logLevel   string
+	grace      time.Duration
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ", ") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// parseServeFlags reads flags, each also settable as REFLINE_<FLAG>
+// (SPEC §1); a flag on the command line wins over the environment.
+func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
+	f := &serveFlags{}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.data, "data", "./refline-data", "all state: repos, keys, run records, work dirs")
+	fs.StringVar(&f.sshListen, "ssh-listen", ":2222", "SSH git + command endpoint")
+	fs.StringVar(&f.httpListen, "http-listen", "127.0.0.1:8080", "/healthz and /metrics")
+	fs.Var(&f.adminKeys, "admin-key", "an OpenSSH public key (file or literal) given admin rights; repeatable")
+	fs.IntVar(&f.maxJobs, "max-jobs", runtime.NumCPU(), "jobs that run at once; the rest queue")
+	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.DurationVar(&f.grace, "grace", 30*time.Second, "how long running jobs and sessions may finish on shutdown")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	var envErr error
+	fs.VisitAll(func(fl *flag.Flag) {
+		key := "REFLINE_" + strings.ToUpper(strings.ReplaceAll(fl.Name, "-", "_"))
+		v, ok := os.LookupEnv(key)
+		if !ok || given[fl.Name] {
+			return
+		}
+		vals := []string{v}
+		if fl.Name == "admin-key" {
+			vals = strings.Split(strings.TrimSpace(v), "\n")
+		}
+		for _, val := range vals {
+			if err := fs.Set(fl.Name, val); err != nil && envErr == nil {
+				envErr = fmt.Errorf("%s=%q: %w", key, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	if f.logFormat != "text" && f.logFormat != "json" {
+		return nil, fmt.Errorf("--log-format must be text or json, not %q", f.logFormat)
+	}
+	if f.maxJobs < 1 {
+		return nil, fmt.Errorf("--max-jobs must be at least 1")
+	}
+	return f, nil
+}
+
+func newLogger(f *serveFlags, out io.Writer) (*logrus.Logger, error) {
+	l := logrus.New()
+	l.SetOutput(out)
+	if f.logFormat == "json" {
+		l.SetFormatter(&logrus.JSONFormatter{})
+	} else {
+		l.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableColors: true})
+	}
+	lvl, err := logrus.ParseLevel(f.logLevel)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	l.SetLevel(lvl)
+	return l, nil
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) int {
+	f, err := parseServeFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "refline serve: %v\n", err)
+		return 2
+	}
+	logger, err := newLogger(f, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "refline serve: %v\n", err)
+		return 2
+	}
+	log := logrus.NewEntry(logger)
+	if err := runServer(ctx, f, log); err != nil {
+		log.WithError(err).Error("refline stopped")
+		return 1
+	}
+	log.Info("refline stopped")
+	return 0
+}
+
+func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
+	data, err := filepath.Abs(f.data)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	self, err := selfPath()
+	if err != nil {
+		return err
+	}
+	if _, err := exec.LookPath("git"); err != nil {
+		return fmt.Errorf("git is not installed: %w", err)
+	}
+
+	keys, err := keyring.Load(filepath.Join(data, "keys"))
+	if err != nil {
+		return err
+	}
+	for _, p := range keys.Created {
+		log.WithField("file", p).Info("created key")
+	}
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "localhost"
+	}
+	signer := refs.NewSigner(keys.Signing, "refline@"+host)
+
+	users, err := access.Open(filepath.Join(data, access.FileName))
+	if err != nil {
+		return err
+	}
+	if err := bootstrapAdmins(users, f.adminKeys, log); err != nil {
+		return err
+	}
+
+	runDir := filepath.Join(data, "run")
+	socket := filepath.Join(runDir, "hook.sock")
+	hooksDir := filepath.Join(data, "hooks")
+	if err := hooks.WriteShims(hooksDir, self, socket); err != nil {
+		return err
+	}
+	store := &gitserver.Store{Root: filepath.Join(data, "repos"), HooksDir: hooksDir}
+	if err := os.MkdirAll(store.Root, 0o755); err != nil {
+		return fmt.Errorf("repos dir: %w", err)
+	}
+	if err := store.Reconfigure(ctx); err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	sessions := hooks.NewSessions()
+	hookSrv, err := hooks.Listen(hooks.Config{
+		Socket:     socket,
+		Repos:      store,
+		Sessions:   sessions,
+		Logger:     log.WithField("component", "hooks"),
+		Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	sshSrv := gitserver.New(gitserver.Config{
+		Listen:     f.sshListen,
+		HostKey:    keys.Host,
+		Repos:      store,
+		Access:     users,
+		Sessions:   sessions,
+		Keys:       keyInfo{keys, signer},
+		Hostname:   host,
+		Logger:     log.WithField("component", "ssh"),
+		Registerer: reg,
+	})
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 3)
+	hookCtx, stopHooks := context.WithCancel(context.Background())
+	defer stopHooks()
+	go func() { errc <- hookSrv.Serve(hookCtx) }()
+
+	httpLn, err := net.Listen("tcp", f.httpListen)
+	if err != nil {
+		return fmt.Errorf("listen http on %s: %w", f.httpListen, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := httpSrv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http: %w", err)
+		}
+	}()
+	if err := writeAddr(runDir, "http.addr", httpLn.Addr()); err != nil {
+		return err
+	}
+
+	sshDone := make(chan error, 1)
+	go func() {
+		sshDone <- sshSrv.ListenAndServe(ctx, func(a net.Addr) {
+			if err := writeAddr(runDir, "ssh.addr", a); err != nil {
+				log.WithError(err).Error("write ssh.addr")
+			}
+			log.WithFields(logrus.Fields{"ssh": a.String(), "http": httpLn.Addr().String(), "data": data}).Info("refline serving")
+		}, f.grace)
+	}()
+
+	var runErr error
+	select {
+	case runErr = <-sshDone:
+		sshDone = nil
+	case runErr = <-errc:
+	case <-ctx.Done():
+		log.Info("shutting down")
+	}
+	cancel()
+	if sshDone != nil {
+		if err := <-sshDone; err != nil && runErr == nil {
+			runErr = err
+		}
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	_ = httpSrv.Shutdown(sctx)
+	stopHooks()
+	return runErr
+}
+
+// writeAddr records a listening address for tools and tests that start the
+// server on port 0.
+func writeAddr(dir, name string, a net.Addr) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, "."+name)
+	if err := os.WriteFile(tmp, []byte(a.String()+"\n"), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, name))
+}
+
+// selfPath is how hooks call back into this binary. It keeps the name it
+// was run by (not the resolved executable), so that a binary reached
+// through a symlink is run the same way again.
+func selfPath() (string, error) {
+	p := os.Args[0]
+	if !strings.Contains(p, "/") {
+		lp, err := exec.LookPath(p)
+		if err != nil {
+			return os.Executable()
+		}
+		p = lp
+	}
+	return filepath.Abs(p)
+}
+
+type keyInfo struct {
+	keys   *keyring.Keys
+	signer *refs.Signer
+}
+
+func (k keyInfo) AgeRecipients() []string    { return k.keys.AgeRecipients() }
+func (k keyInfo) AllowedSignersLine() string { return k.signer.AllowedSignersLine() }
+
+// bootstrapAdmins makes sure somebody can administer the server: the keys
+// given with --admin-key become admins; with none given and no admin stored,
+// the running user's ~/.ssh/*.pub keys do (SPEC §1).
+func bootstrapAdmins(users *access.Store, specs []string, log *logrus.Entry) error {
+	for _, spec := range specs {
+		keys, err := readKeys(spec)
+		if err != nil {
+			return fmt.Errorf("--admin-key %s: %w", spec, err)
+		}
+		for _, k := range keys {
+			if err := ensureAdmin(users, k.key, k.name, log); err != nil {
+				return err
+			}
+		}
+	}
+	if len(specs) > 0 || users.HasAdmin() {
+		return nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		log.Warn("no admin configured and no home directory to find keys in; pass --admin-key")
+		return nil
+	}
+	files, _ := filepath.Glob(filepath.Join(home, ".ssh", "*.pub"))
+	name := "admin"
+	if u, err := user.Current(); err == nil && access.ValidName(strings.ToLower(u.Username)) {
+		name = strings.ToLower(u.Username)
+	}
+	found := 0
+	for _, file := range files {
+		keys, err := readKeys(file)
+		if err != nil {
+			log.WithError(err).WithField("file", file).Warn("skipping key file")
+			continue
+		}
+		for _, k := range keys {
+			if err := ensureAdmin(users, k.key, name, log); err != nil {
+				return err
+			}
+			found++
+		}
+	}
+	if found == 0 {
+		log.Warn("no admin configured: pass --admin-key KEY (no ~/.ssh/*.pub found)")
+	}
+	return nil
+}
+
+type namedKey struct {
+	key  gossh.PublicKey
+	name string
+}
+
+// readKeys reads an OpenSSH public key given literally or as a file (one
+// key a line). Each key's user name comes from its comment when that is a
+// valid user name ("alice@laptop" gives "alice").
+func readKeys(spec string) ([]namedKey, error) {
+	text := spec
+	if !strings.HasPrefix(strings.TrimSpace(spec), "ssh-") && !strings.HasPrefix(strings.TrimSpace(spec), "ecdsa-") && !strings.HasPrefix(strings.TrimSpace(spec), "sk-") {
+		b, err := os.ReadFile(spec)
+		if err != nil {
+			return nil, err
+		}
+		text = string(b)
+	}
+	var out []namedKey
+	for i, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, err := access.ParseAuthorizedKey(line)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", i+1, err)
+		}
+		name := "admin"
+		if f := strings.Fields(line); len(f) > 2 {
+			c := strings.ToLower(strings.SplitN(f[2], "@", 2)[0])
+			if access.ValidName(c) {
+				name = c
+			}
+		}
+		out = append(out, namedKey{k, name})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no public key found")
+	}
+	return out, nil
+}
+
+func ensureAdmin(users *access.Store, key gossh.PublicKey, name string, log *logrus.Entry) error {
+	if u, ok := users.UserByKey(key); ok {
+		if !u.Admin {
+			log.WithField("user", u.Name).Info("granting admin to configured key's user")
+			return users.SetAdmin(u.Name, true)
+		}
+		return nil
+	}
+	if err := users.AddUser(name, []gossh.PublicKey{key}, true); err != nil {
+		return fmt.Errorf("add admin %s: %w", name, err)
+	}
+	log.WithFields(logrus.Fields{"user": name, "key": gossh.FingerprintSHA256(key)}).Info("admin key added")
+	return nil
+}

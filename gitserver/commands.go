@@ -1,0 +1,376 @@
+package gitserver
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/gliderlabs/ssh"
+	"github.com/sirupsen/logrus"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/refline/refline/access"
+)
+
+// Call is one SSH command invocation.
+type Call struct {
+	Ctx  context.Context
+	User access.User
+	Args []string // after the command name, without --json
+	JSON bool
+	In   io.Reader
+	Out  io.Writer
+	Err  io.Writer
+	Log  *logrus.Entry
+}
+
+// Command is one SSH command.
+type Command struct {
+	Usage string // e.g. "repo create|delete|list|info NAME"
+	Help  string
+	Run   func(c *Call) error
+}
+
+// UsageError marks wrong arguments; the command's usage line is printed.
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+// Usagef builds a UsageError.
+func Usagef(format string, a ...any) error { return &UsageError{Msg: fmt.Sprintf(format, a...)} }
+
+// ErrDenied is returned when the caller lacks the rights for a command. Its
+// text does not say whether the repository exists.
+var ErrDenied = errors.New("permission denied")
+
+func (s *Server) runCommand(sess ssh.Session, log *logrus.Entry, user access.User, args []string) int {
+	result := "error"
+	defer func() { s.metrics.sessions.WithLabelValues("command", result).Inc() }()
+	if len(args) == 0 || args[0] == "help" || args[0] == "--help" {
+		fmt.Fprintf(sess, "Hi %s! This is refline. Commands:\n", user.Name)
+		s.printUsage(sess)
+		result = "ok"
+		return 0
+	}
+	cmd, ok := s.commands[args[0]]
+	if !ok {
+		fmt.Fprintf(sess.Stderr(), "refline: unknown command %q; run `ssh HOST help` for the list\n", args[0])
+		result = "usage"
+		return 2
+	}
+	c := &Call{Ctx: sess.Context(), User: user, In: sess, Out: sess, Err: sess.Stderr(),
+		Log: log.WithField("command", args[0])}
+	for _, a := range args[1:] {
+		if a == "--json" {
+			c.JSON = true
+			continue
+		}
+		c.Args = append(c.Args, a)
+	}
+	err := cmd.Run(c)
+	var ue *UsageError
+	switch {
+	case err == nil:
+		result = "ok"
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(sess.Stderr(), "refline: %s; usage: %s\n", ue.Msg, cmd.Usage)
+		result = "usage"
+		return 2
+	default:
+		fmt.Fprintf(sess.Stderr(), "refline: %v\n", err)
+		c.Log.WithError(err).Info("command failed")
+		return 1
+	}
+}
+
+func (s *Server) printUsage(w io.Writer) {
+	names := make([]string, 0, len(s.commands))
+	for n := range s.commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-44s %s\n", s.commands[n].Usage, s.commands[n].Help)
+	}
+	fmt.Fprintln(w, "Add --json to any command for JSON output.")
+}
+
+// Print writes rows as tab-separated lines, or v as JSON with --json.
+func (c *Call) Print(v any, rows [][]string) error {
+	if c.JSON {
+		enc := json.NewEncoder(c.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	bw := bufio.NewWriter(c.Out)
+	for _, r := range rows {
+		bw.WriteString(strings.Join(r, "\t"))
+		bw.WriteByte('\n')
+	}
+	return bw.Flush()
+}
+
+func (s *Server) builtinCommands() map[string]Command {
+	return map[string]Command{
+		"repo": {Usage: "repo create|delete|list|info [NAME]", Help: "manage repositories", Run: s.cmdRepo},
+		"user": {Usage: "user add NAME KEY... | user list | user remove NAME", Help: "manage users (admins)", Run: s.cmdUser},
+		"access": {Usage: "access NAME USER LEVEL", Help: "set USER's level on repository NAME (none, read, write, deploy, admin)",
+			Run: s.cmdAccess},
+		"keys": {Usage: "keys", Help: "the server's age recipients and its allowed_signers line", Run: s.cmdKeys},
+	}
+}
+
+// repoArg validates the NAME argument of a command.
+func repoArg(args []string, i int) (string, error) {
+	if len(args) <= i {
+		return "", Usagef("missing repository name")
+	}
+	return CleanName(args[i])
+}
+
+// RequireRepo checks that the caller has at least need on the repository,
+// answering "not found" when they have nothing at all so that a repository's
+// existence is not revealed to those who cannot read it.
+func (s *Server) RequireRepo(c *Call, name string, need access.Level) error {
+	level := s.cfg.Access.Level(name, c.User)
+	if !s.cfg.Repos.Exists(name) || !level.Can(access.Read) {
+		return fmt.Errorf("repository %q not found, or you have no access to it", name)
+	}
+	if !level.Can(need) {
+		return fmt.Errorf("%w: this needs %s access to %s (you have %s)", ErrDenied, need, name, level)
+	}
+	return nil
+}
+
+type repoInfo struct {
+	Name         string            `json:"name"`
+	Level        string            `json:"level"`
+	DeployBranch string            `json:"deploy_branch,omitempty"`
+	Grants       map[string]string `json:"grants,omitempty"`
+}
+
+func (s *Server) cmdRepo(c *Call) error {
+	if len(c.Args) == 0 {
+		return Usagef("missing subcommand")
+	}
+	switch c.Args[0] {
+	case "create":
+		if len(c.Args) != 2 {
+			return Usagef("repo create takes one NAME")
+		}
+		name, err := repoArg(c.Args, 1)
+		if err != nil {
+			return err
+		}
+		if !c.User.Admin && !c.User.CanCreate {
+			return fmt.Errorf("%w: creating repositories needs an admin's permission", ErrDenied)
+		}
+		if err := s.createRepo(c.Ctx, name, c.User); err != nil {
+			return err
+		}
+		c.Log.WithField("repo", name).Info("repository created")
+		return c.Print(repoInfo{Name: name, Level: access.Admin.String()}, [][]string{{name}})
+	case "delete":
+		if len(c.Args) != 2 {
+			return Usagef("repo delete takes one NAME")
+		}
+		name, err := repoArg(c.Args, 1)
+		if err != nil {
+			return err
+		}
+		if err := s.RequireRepo(c, name, access.Admin); err != nil {
+			return err
+		}
+		if err := s.cfg.Repos.Delete(name); err != nil {
+			return err
+		}
+		if err := s.cfg.Access.RemoveRepo(name); err != nil {
+			return err
+		}
+		c.Log.WithField("repo", name).Info("repository deleted")
+		return c.Print(map[string]string{"deleted": name}, [][]string{{name}})
+	case "list":
+		if len(c.Args) != 1 {
+			return Usagef("repo list takes no arguments")
+		}
+		names, err := s.cfg.Repos.List()
+		if err != nil {
+			return err
+		}
+		infos := []repoInfo{}
+		var rows [][]string
+		for _, n := range names {
+			l := s.cfg.Access.Level(n, c.User)
+			if !l.Can(access.Read) {
+				continue
+			}
+			infos = append(infos, repoInfo{Name: n, Level: l.String()})
+			rows = append(rows, []string{n, l.String()})
+		}
+		return c.Print(infos, rows)
+	case "info":
+		if len(c.Args) != 2 {
+			return Usagef("repo info takes one NAME")
+		}
+		name, err := repoArg(c.Args, 1)
+		if err != nil {
+			return err
+		}
+		if err := s.RequireRepo(c, name, access.Read); err != nil {
+			return err
+		}
+		l := s.cfg.Access.Level(name, c.User)
+		info := repoInfo{Name: name, Level: l.String(), DeployBranch: s.cfg.Repos.DeployBranch(c.Ctx, name)}
+		rows := [][]string{{"name", name}, {"level", info.Level}, {"deploy_branch", info.DeployBranch}}
+		if l.Can(access.Admin) {
+			info.Grants = map[string]string{}
+			grants := s.cfg.Access.Grants(name)
+			users := make([]string, 0, len(grants))
+			for u := range grants {
+				users = append(users, u)
+			}
+			sort.Strings(users)
+			for _, u := range users {
+				info.Grants[u] = grants[u].String()
+				rows = append(rows, []string{"grant", u, grants[u].String()})
+			}
+		}
+		return c.Print(info, rows)
+	default:
+		return Usagef("unknown subcommand %q", c.Args[0])
+	}
+}
+
+type userInfo struct {
+	Name      string   `json:"name"`
+	Admin     bool     `json:"admin"`
+	CanCreate bool     `json:"can_create"`
+	Keys      []string `json:"keys"`
+}
+
+func (s *Server) cmdUser(c *Call) error {
+	if !c.User.Admin {
+		return fmt.Errorf("%w: managing users is for admins", ErrDenied)
+	}
+	if len(c.Args) == 0 {
+		return Usagef("missing subcommand")
+	}
+	switch c.Args[0] {
+	case "add":
+		if len(c.Args) < 2 {
+			return Usagef("user add needs NAME and at least one KEY")
+		}
+		name := c.Args[1]
+		keys, err := parseKeyArgs(c.Args[2:])
+		if err != nil {
+			return err
+		}
+		if len(keys) == 0 {
+			return Usagef("user add needs at least one KEY (an OpenSSH public key line)")
+		}
+		if err := s.cfg.Access.AddUser(name, keys, false); err != nil {
+			return err
+		}
+		c.Log.WithField("new_user", name).Info("user added")
+		return c.Print(map[string]any{"added": name, "keys": len(keys)}, [][]string{{name, fmt.Sprint(len(keys))}})
+	case "list":
+		users := s.cfg.Access.Users()
+		infos := make([]userInfo, 0, len(users))
+		var rows [][]string
+		for _, u := range users {
+			role := "user"
+			if u.Admin {
+				role = "admin"
+			}
+			infos = append(infos, userInfo{Name: u.Name, Admin: u.Admin, CanCreate: u.CanCreate || u.Admin, Keys: u.Keys})
+			for _, k := range u.Keys {
+				fp := k
+				if pk, err := access.ParseAuthorizedKey(k); err == nil {
+					fp = gossh.FingerprintSHA256(pk)
+				}
+				rows = append(rows, []string{u.Name, role, fp})
+			}
+		}
+		return c.Print(infos, rows)
+	case "remove":
+		if len(c.Args) != 2 {
+			return Usagef("user remove takes one NAME")
+		}
+		if err := s.cfg.Access.RemoveUser(c.Args[1]); err != nil {
+			return err
+		}
+		c.Log.WithField("removed_user", c.Args[1]).Info("user removed")
+		return c.Print(map[string]string{"removed": c.Args[1]}, [][]string{{c.Args[1]}})
+	default:
+		return Usagef("unknown subcommand %q", c.Args[0])
+	}
+}
+
+// parseKeyArgs accepts keys as whole quoted lines ("ssh-ed25519 AAAA… c")
+// or split into words by the shell (ssh-ed25519 AAAA… c).
+func parseKeyArgs(args []string) ([]gossh.PublicKey, error) {
+	var lines []string
+	for _, a := range args {
+		if strings.Contains(a, " ") || len(lines) == 0 || isKeyType(a) {
+			lines = append(lines, a)
+			continue
+		}
+		lines[len(lines)-1] += " " + a
+	}
+	var keys []gossh.PublicKey
+	for _, l := range lines {
+		k, err := access.ParseAuthorizedKey(l)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+func isKeyType(s string) bool {
+	return strings.HasPrefix(s, "ssh-") || strings.HasPrefix(s, "ecdsa-") || strings.HasPrefix(s, "sk-")
+}
+
+func (s *Server) cmdAccess(c *Call) error {
+	if len(c.Args) != 3 {
+		return Usagef("access takes NAME USER LEVEL")
+	}
+	name, err := repoArg(c.Args, 0)
+	if err != nil {
+		return err
+	}
+	level, err := access.ParseLevel(c.Args[2])
+	if err != nil {
+		return Usagef("%v", err)
+	}
+	if err := s.RequireRepo(c, name, access.Admin); err != nil {
+		return err
+	}
+	if err := s.cfg.Access.Grant(name, c.Args[1], level); err != nil {
+		return err
+	}
+	c.Log.WithFields(logrus.Fields{"repo": name, "grantee": c.Args[1], "level": level}).Info("access set")
+	return c.Print(map[string]string{"repo": name, "user": c.Args[1], "level": level.String()},
+		[][]string{{name, c.Args[1], level.String()}})
+}
+
+func (s *Server) cmdKeys(c *Call) error {
+	if len(c.Args) != 0 {
+		return Usagef("keys takes no arguments")
+	}
+	recips := s.cfg.Keys.AgeRecipients()
+	signers := s.cfg.Keys.AllowedSignersLine()
+	var rows [][]string
+	for _, r := range recips {
+		rows = append(rows, []string{r})
+	}
+	rows = append(rows, []string{signers})
+	return c.Print(map[string]any{"age_recipients": recips, "allowed_signers": signers}, rows)
+}

@@ -1,0 +1,361 @@
+// Package gitserver speaks SSH: it authenticates users by public key, runs
+// the git binary for the wire protocol, and answers the SSH commands.
+package gitserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gliderlabs/ssh"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/refline/refline/access"
+	"github.com/refline/refline/hooks"
+)
+
+// KeyInfo is what the `keys` command prints.
+type KeyInfo interface {
+	AgeRecipients() []string
+	AllowedSignersLine() string
+}
+
+// Config wires a Server.
+type Config struct {
+	Listen   string
+	HostKey  gossh.Signer
+	Repos    *Store
+	Access   *access.Store
+	Sessions *hooks.Sessions
+	Keys     KeyInfo
+	// Hostname is how users reach the server, for the messages that
+	// print an ssh command line.
+	Hostname   string
+	Logger     *logrus.Entry
+	Registerer prometheus.Registerer
+	// Extra adds SSH commands owned by other parts of the server.
+	Extra map[string]Command
+	// GitTimeout bounds how long a git child may outlive its client after a
+	// disconnect before it is terminated.
+	GitGrace time.Duration
+}
+
+// Server is the SSH endpoint.
+type Server struct {
+	cfg      Config
+	srv      *ssh.Server
+	commands map[string]Command
+	addr     atomic.Value // net.Addr
+	metrics  serverMetrics
+	wg       sync.WaitGroup
+}
+
+type serverMetrics struct {
+	sessions *prometheus.CounterVec
+	active   prometheus.Gauge
+	bytes    *prometheus.CounterVec
+	authFail prometheus.Counter
+}
+
+// ctxKeyUser holds the user name resolved from the key that authenticated.
+type ctxKeyUser struct{}
+
+// New builds a server; Serve starts it.
+func New(cfg Config) *Server {
+	if cfg.GitGrace == 0 {
+		cfg.GitGrace = 10 * time.Second
+	}
+	s := &Server{cfg: cfg}
+	s.metrics = serverMetrics{
+		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "refline_ssh_sessions_total",
+			Help: "SSH sessions by kind (fetch, push, archive, command) and result.",
+		}, []string{"kind", "result"}),
+		active: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "refline_ssh_sessions_active",
+			Help: "SSH sessions in progress.",
+		}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "refline_git_bytes_total",
+			Help: "Bytes of git protocol traffic by direction (in = from clients).",
+		}, []string{"direction"}),
+		authFail: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "refline_ssh_auth_failures_total",
+			Help: "Public keys offered that belong to no user.",
+		}),
+	}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(s.metrics.sessions, s.metrics.active, s.metrics.bytes, s.metrics.authFail)
+	}
+	s.commands = s.builtinCommands()
+	for name, c := range cfg.Extra {
+		s.commands[name] = c
+	}
+	s.srv = &ssh.Server{
+		Handler:          s.handle,
+		PublicKeyHandler: s.authKey,
+		// Git sends GIT_PROTOCOL with SetEnv; everything else from the
+		// client's environment is dropped in handle.
+		IdleTimeout: 0,
+	}
+	s.srv.AddHostKey(cfg.HostKey)
+	return s
+}
+
+// authKey admits keys that belong to a user. x/crypto (≥0.31) calls this
+// again for the key that finally authenticates, so the user recorded last is
+// the one that proved possession; handle re-derives the user from the
+// session's key all the same rather than trusting anything recorded here.
+func (s *Server) authKey(ctx ssh.Context, key ssh.PublicKey) bool {
+	if _, ok := s.cfg.Access.UserByKey(key); ok {
+		return true
+	}
+	s.metrics.authFail.Inc()
+	return false
+}
+
+// ListenAndServe listens and serves until ctx is done; then it stops
+// accepting and waits up to grace for sessions in flight.
+func (s *Server) ListenAndServe(ctx context.Context, ready func(net.Addr), grace time.Duration) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen ssh on %s: %w", s.cfg.Listen, err)
+	}
+	s.addr.Store(ln.Addr())
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("ssh server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	err = s.srv.Shutdown(sctx)
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-sctx.Done():
+		s.srv.Close()
+	}
+	if err != nil && !errors.Is(err, ssh.ErrServerClosed) && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
+func (s *Server) handle(sess ssh.Session) {
+	s.wg.Add(1)
+	defer s.wg.Done()
+	s.metrics.active.Inc()
+	defer s.metrics.active.Dec()
+
+	key := sess.PublicKey()
+	user, ok := s.cfg.Access.UserByKey(key)
+	if key == nil || !ok {
+		fmt.Fprintln(sess.Stderr(), "refline: permission denied")
+		_ = sess.Exit(1)
+		return
+	}
+	log := s.cfg.Logger.WithFields(logrus.Fields{
+		"session": shortID(sess.Context().SessionID()),
+		"user":    user.Name,
+		"remote":  sess.RemoteAddr().String(),
+	})
+	args := sess.Command()
+	if len(args) == 0 && sess.RawCommand() != "" {
+		fmt.Fprintln(sess.Stderr(), "refline: cannot parse the command line (unbalanced quotes?)")
+		_ = sess.Exit(2)
+		return
+	}
+	if service, path, ok := gitService(args); ok {
+		code := s.serveGit(sess, log, user, service, path)
+		_ = sess.Exit(code)
+		return
+	}
+	code := s.runCommand(sess, log, user, args)
+	_ = sess.Exit(code)
+}
+
+// gitService recognises what git clients send: `git-upload-pack 'path'` and
+// friends, also in the `git upload-pack` form.
+func gitService(args []string) (service, path string, ok bool) {
+	if len(args) == 3 && args[0] == "git" {
+		args = []string{"git-" + args[1], args[2]}
+	}
+	if len(args) != 2 {
+		return "", "", false
+	}
+	switch args[0] {
+	case "git-upload-pack", "git-receive-pack", "git-upload-archive":
+		return strings.TrimPrefix(args[0], "git-"), args[1], true
+	}
+	return "", "", false
+}
+
+var gitProtocolRE = regexp.MustCompile(`^[A-Za-z0-9=:._-]{1,64}$`)
+
+func (s *Server) serveGit(sess ssh.Session, log *logrus.Entry, user access.User, service, rawPath string) int {
+	kind := map[string]string{"upload-pack": "fetch", "receive-pack": "push", "upload-archive": "archive"}[service]
+	result := "error"
+	defer func() { s.metrics.sessions.WithLabelValues(kind, result).Inc() }()
+
+	name, err := CleanName(rawPath)
+	if err != nil {
+		fmt.Fprintf(sess.Stderr(), "refline: invalid repository name: %v\n", err)
+		result = "refused"
+		return 1
+	}
+	log = log.WithField("repo", name)
+	notFound := func() int {
+		fmt.Fprintf(sess.Stderr(), "refline: repository %q not found, or you have no access to it\n", name)
+		result = "refused"
+		return 1
+	}
+	level := s.cfg.Access.Level(name, user)
+	exists := s.cfg.Repos.Exists(name)
+	switch {
+	case service != "receive-pack":
+		if !exists || !level.Can(access.Read) {
+			return notFound()
+		}
+	case !exists:
+		if !user.Admin && !user.CanCreate {
+			return notFound()
+		}
+		if err := s.createRepo(sess.Context(), name, user); err != nil && !errors.Is(err, ErrRepoExists) {
+			fmt.Fprintf(sess.Stderr(), "refline: create %s: %v\n", name, err)
+			return 1
+		}
+		level = s.cfg.Access.Level(name, user)
+		log.Info("repository created by push")
+	case !level.Can(access.Write):
+		if !level.Can(access.Read) {
+			return notFound()
+		}
+		fmt.Fprintf(sess.Stderr(), "refline: pushing to %s needs write access (you have %s)\n", name, level)
+		result = "refused"
+		return 1
+	}
+
+	hs := hooks.Session{Source: hooks.SourcePush, ID: shortID(sess.Context().SessionID()), User: user.Name, Level: level, Repo: name}
+	token, release := s.cfg.Sessions.Register(hs)
+	defer release()
+	env := []string{hooks.TokenEnv + "=" + token}
+	if service == "receive-pack" {
+		env = append(env, hooks.SkipTxEnv+"=1")
+	}
+	for _, kv := range sess.Environ() {
+		if v, ok := strings.CutPrefix(kv, "GIT_PROTOCOL="); ok && gitProtocolRE.MatchString(v) {
+			env = append(env, kv)
+		}
+	}
+
+	cmd := exec.Command(s.cfg.Repos.gitBin(), service, s.cfg.Repos.Path(name))
+	cmd.Env = GitEnv(env...)
+	cmd.Dir = s.cfg.Repos.Path(name)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Stdin = countingReader{sess, s.metrics.bytes.WithLabelValues("in")}
+	cmd.Stdout = countingWriter{sess, s.metrics.bytes.WithLabelValues("out")}
+	cmd.Stderr = sess.Stderr()
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		log.WithError(err).Error("start git")
+		fmt.Fprintln(sess.Stderr(), "refline: internal error starting git")
+		return 1
+	}
+	done := make(chan struct{})
+	go s.reap(sess.Context(), cmd.Process.Pid, done, log)
+	err = cmd.Wait()
+	close(done)
+	code := 0
+	if err != nil {
+		code = 1
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && ee.ExitCode() > 0 {
+			code = ee.ExitCode()
+		}
+	}
+	if code == 0 {
+		result = "ok"
+	}
+	log.WithFields(logrus.Fields{"service": service, "exit": code, "duration": time.Since(start).Round(time.Millisecond)}).Info("git session")
+	return code
+}
+
+// reap stops a git child whose client went away. Git notices a closed
+// connection by itself (EOF on stdin, EPIPE on stdout) and cleans up its
+// lock files as it exits; only a child still running after the grace period
+// is sent SIGTERM (git removes its locks on SIGTERM too), and SIGKILL last.
+func (s *Server) reap(ctx context.Context, pid int, done <-chan struct{}, log *logrus.Entry) {
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		select {
+		case <-done:
+			return
+		case <-time.After(s.cfg.GitGrace):
+		}
+		log.WithField("signal", sig).Warn("git still running after its client left")
+		_ = syscall.Kill(-pid, sig)
+	}
+}
+
+func (s *Server) createRepo(ctx context.Context, name string, user access.User) error {
+	if err := s.cfg.Repos.Create(ctx, name, ""); err != nil {
+		return err
+	}
+	if !user.Admin {
+		if err := s.cfg.Access.Grant(name, user.Name, access.Admin); err != nil {
+			return fmt.Errorf("grant creator: %w", err)
+		}
+	}
+	return nil
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+type countingReader struct {
+	r io.Reader
+	c prometheus.Counter
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.c.Add(float64(n))
+	return n, err
+}
+
+type countingWriter struct {
+	w io.Writer
+	c prometheus.Counter
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.c.Add(float64(n))
+	return n, err
+}

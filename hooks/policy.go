@@ -1,0 +1,73 @@
+package hooks
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/refline/refline/access"
+	"github.com/refline/refline/refs"
+)
+
+// ZeroID is git's name for "no object": the old value of a created ref and
+// the new value of a deleted one.
+const ZeroID = "0000000000000000000000000000000000000000"
+
+// Update is one ref change as git reports it to a hook.
+type Update struct {
+	Old, New, Ref string
+}
+
+// Deletes reports whether u removes the ref.
+func (u Update) Deletes() bool { return u.New == ZeroID }
+
+// ParseUpdates reads git's hook input: one "OLD NEW REF" line per ref.
+func ParseUpdates(stdin []byte) ([]Update, error) {
+	var ups []Update
+	for _, line := range strings.Split(strings.TrimRight(string(stdin), "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) != 3 || len(f[0]) != len(f[1]) || (len(f[0]) != 40 && len(f[0]) != 64) {
+			return nil, fmt.Errorf("malformed hook input line %q", line)
+		}
+		ups = append(ups, Update{Old: f[0], New: f[1], Ref: f[2]})
+	}
+	return ups, nil
+}
+
+// CheckPush decides whether a pushing session may apply u. It knows nothing
+// of object contents: that is for the Checkers.
+func CheckPush(sess Session, u Update) error {
+	switch {
+	case refs.ServerOwned(u.Ref):
+		return fmt.Errorf("%s is written only by the refline server; pushes cannot create, move or delete it", u.Ref)
+	case refs.IsDeploy(u.Ref):
+		if !sess.Level.Can(access.Deploy) {
+			return fmt.Errorf("moving %s needs deploy access to %s (you have %s); ask an admin: ssh HOST access %s %s deploy",
+				u.Ref, sess.Repo, sess.Level, sess.Repo, sess.User)
+		}
+		return nil
+	default:
+		if !sess.Level.Can(access.Write) {
+			return fmt.Errorf("pushing to %s needs write access to %s (you have %s)", u.Ref, sess.Repo, sess.Level)
+		}
+		return nil
+	}
+}
+
+// CheckLocal decides whether a git command run by hand in the bare
+// repository may apply u. current is the ref's value before the
+// transaction ("" when it does not exist). Git reports housekeeping (pack-refs
+// copying a loose ref into packed-refs, then pruning the loose file) as
+// transactions too, so only a change to a new value counts: deletions stay
+// possible for an operator cleaning up.
+func CheckLocal(u Update, current string) error {
+	if u.Deletes() || u.New == current {
+		return nil
+	}
+	if refs.ServerOwned(u.Ref) {
+		return fmt.Errorf("%s is written only by the refline server; it cannot be moved by hand", u.Ref)
+	}
+	return nil
+}
