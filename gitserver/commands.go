@@ -119,10 +119,12 @@ func (c *Call) Print(v any, rows [][]string) error {
 func (s *Server) builtinCommands() map[string]Command {
 	return map[string]Command{
 		"repo": {Usage: "repo create|delete|list|info [NAME]", Help: "manage repositories", Run: s.cmdRepo},
-		"user": {Usage: "user add NAME KEY... | user list | user remove NAME", Help: "manage users (admins)", Run: s.cmdUser},
+		"user": {Usage: "user add NAME KEY... | list | remove NAME | grant|revoke NAME admin|create", Help: "manage users (admins)",
+			Run: s.cmdUser},
 		"access": {Usage: "access NAME USER LEVEL", Help: "set USER's level on repository NAME (none, read, write, deploy, admin)",
 			Run: s.cmdAccess},
-		"keys": {Usage: "keys", Help: "the server's age recipients and its allowed_signers line", Run: s.cmdKeys},
+		"keys":   {Usage: "keys", Help: "the server's age recipients and its allowed_signers line", Run: s.cmdKeys},
+		"whoami": {Usage: "whoami", Help: "the user your key authenticates as", Run: s.cmdWhoami},
 	}
 }
 
@@ -307,9 +309,35 @@ func (s *Server) cmdUser(c *Call) error {
 		}
 		c.Log.WithField("removed_user", c.Args[1]).Info("user removed")
 		return c.Print(map[string]string{"removed": c.Args[1]}, [][]string{{c.Args[1]}})
+	case "grant", "revoke":
+		if len(c.Args) != 3 {
+			return Usagef("user %s takes NAME and admin or create", c.Args[0])
+		}
+		on := c.Args[0] == "grant"
+		var err error
+		switch c.Args[2] {
+		case "admin":
+			err = s.cfg.Access.SetAdmin(c.Args[1], on)
+		case "create":
+			err = s.cfg.Access.SetCanCreate(c.Args[1], on)
+		default:
+			return Usagef("user %s: unknown right %q (admin or create)", c.Args[0], c.Args[2])
+		}
+		if err != nil {
+			return err
+		}
+		c.Log.WithFields(logrus.Fields{"target_user": c.Args[1], "right": c.Args[2], "on": on}).Info("user right changed")
+		return c.Print(map[string]any{"user": c.Args[1], c.Args[2]: on}, [][]string{{c.Args[1], c.Args[2], fmt.Sprint(on)}})
 	default:
 		return Usagef("unknown subcommand %q", c.Args[0])
 	}
+}
+
+func (s *Server) cmdWhoami(c *Call) error {
+	if len(c.Args) != 0 {
+		return Usagef("whoami takes no arguments")
+	}
+	return c.Print(map[string]any{"user": c.User.Name, "admin": c.User.Admin}, [][]string{{c.User.Name}})
 }
 
 // parseKeyArgs accepts keys as whole quoted lines ("ssh-ed25519 AAAA… c")
