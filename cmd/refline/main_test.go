@@ -6,10 +6,14 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -102,8 +106,100 @@ func writeUserKey(path, comment string) error {
 }
 
 var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
-	"serve": cmdServe,
-	"stop":  cmdStop,
+	"serve":    cmdServe,
+	"stop":     cmdStop,
+	"httpget":  cmdHTTPGet,
+	"pushrace": cmdPushRace,
+}
+
+// cmdHTTPGet fetches a URL from the server's HTTP endpoint to stdout.
+func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: httpget URL")
+	}
+	resp, err := http.Get(args[0])
+	ts.Check(err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	ts.Check(err)
+	ok := resp.StatusCode == http.StatusOK
+	if ok == neg {
+		ts.Fatalf("GET %s: %s", args[0], resp.Status)
+	}
+	ts.Stdout().Write(body)
+}
+
+// cmdPushRace clones URL N times, makes a different commit in each clone and
+// pushes them all to master at once. Exactly one push can win (they all
+// build on the same tip); every client must be told the truth, and what
+// landed must be exactly the winner's commit. It prints "landed 1 refused N-1".
+func cmdPushRace(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: pushrace N URL")
+	}
+	n, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	url := args[1]
+	env := ts.Getenv
+	gitEnv := []string{"HOME=" + env("HOME"), "PATH=" + env("PATH"), "GIT_SSH_COMMAND=" + env("GIT_SSH_COMMAND"), "GIT_CONFIG_NOSYSTEM=1"}
+	git := func(dir string, a ...string) (string, error) {
+		cmd := exec.Command("git", a...)
+		cmd.Dir = dir
+		cmd.Env = gitEnv
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	dirs := make([]string, n)
+	heads := make([]string, n)
+	for i := range dirs {
+		dirs[i] = ts.MkAbs(fmt.Sprintf("race-%d", i))
+		if out, err := git(ts.MkAbs("."), "clone", "-q", url, dirs[i]); err != nil {
+			ts.Fatalf("clone: %v\n%s", err, out)
+		}
+		if out, err := git(dirs[i], "commit", "-q", "--allow-empty", "-m", fmt.Sprintf("racer %d", i)); err != nil {
+			ts.Fatalf("commit: %v\n%s", err, out)
+		}
+		h, _ := git(dirs[i], "rev-parse", "HEAD")
+		heads[i] = strings.TrimSpace(h)
+	}
+	type result struct {
+		out string
+		err error
+	}
+	results := make([]result, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range dirs {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			<-start
+			out, err := git(dirs[i], "push", "origin", "master")
+			results[i] = result{out, err}
+		}(i)
+	}
+	close(start)
+	wg.Wait()
+	landed, refused := 0, 0
+	winner := -1
+	for i, r := range results {
+		if r.err == nil {
+			landed++
+			winner = i
+			continue
+		}
+		refused++
+		if !strings.Contains(r.out, "rejected") && !strings.Contains(r.out, "failed to") {
+			ts.Fatalf("racer %d failed without being told why:\n%s", i, r.out)
+		}
+	}
+	if winner >= 0 {
+		tip, _ := git(dirs[0], "ls-remote", "origin", "refs/heads/master")
+		if !strings.HasPrefix(tip, heads[winner]) {
+			ts.Fatalf("racer %d was told its push landed, but master is %s", winner, tip)
+		}
+	}
+	fmt.Fprintf(ts.Stdout(), "landed %d refused %d\n", landed, refused)
 }
 
 // serverSlot holds the script's running server, if any.

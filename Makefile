@@ -1,0 +1,39 @@
+# refline — see README.md.
+GO      ?= go
+BIN     := bin/refline
+ARGS    ?=
+FUZZTIME ?= 60s
+
+.PHONY: all build run test test-short vet bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/refline
+
+# Runs the server with the defaults of SPEC §1 (data in ./refline-data, SSH
+# on :2222, HTTP on 127.0.0.1:8080). Pass flags with ARGS="--admin-key ...".
+run: build
+	./$(BIN) serve $(ARGS)
+
+# The whole suite: unit tests, end-to-end stories (real git, ssh and server
+# processes on loopback) and the race detector.
+test: vet
+	$(GO) test -race -count=1 ./...
+
+test-short:
+	$(GO) test -count=1 ./...
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+
+bench:
+	./scripts/bench.sh
+
+# Each fuzz target for FUZZTIME; corpora live in each package's testdata/fuzz.
+fuzz:
+	./scripts/fuzz.sh $(FUZZTIME)
+
+clean:
+	rm -rf bin

@@ -1,0 +1,126 @@
+package gitserver
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestCleanName(t *testing.T) {
+	tests := []struct {
+		raw, want string
+		ok        bool
+	}{
+		{"/app.git", "app", true},
+		{"app", "app", true},
+		{"team/app.git", "team/app", true},
+		{"/team/sub/app", "team/sub/app", true},
+		{"a-b_c.d", "a-b_c.d", true},
+		{"", "", false},
+		{"/", "", false},
+		{"..", "", false},
+		{"../x", "", false},
+		{"a/../b", "", false},
+		{"a//b", "", false},
+		{"//etc/passwd", "", false},
+		{".hidden", "", false},
+		{"a/.git/b", "", false},
+		{"app.git/x", "", false},
+		{"~root/x", "", false},
+		{"a b", "", false},
+		{"a\x00b", "", false},
+		{"a\nb", "", false},
+		{"ünïcode", "", false},
+		{strings.Repeat("a", 255), strings.Repeat("a", 255), true},
+		{strings.Repeat("a", 256), "", false},
+	}
+	for _, tt := range tests {
+		got, err := CleanName(tt.raw)
+		if (err == nil) != tt.ok || (tt.ok && got != tt.want) {
+			t.Errorf("CleanName(%q) = %q, %v; want %q ok=%v", tt.raw, got, err, tt.want, tt.ok)
+		}
+	}
+}
+
+// FuzzCleanName checks that whatever name is accepted stays inside the
+// store's root.
+func FuzzCleanName(f *testing.F) {
+	for _, s := range []string{"app", "../x", "a/b.git", "/a/../../b", ".x", "a\x00"} {
+		f.Add(s)
+	}
+	root := "/data/repos"
+	s := &Store{Root: root}
+	f.Fuzz(func(t *testing.T, raw string) {
+		name, err := CleanName(raw)
+		if err != nil {
+			return
+		}
+		p := s.Path(name)
+		if !strings.HasPrefix(p, root+"/") || filepath.Clean(p) != p {
+			t.Fatalf("name %q maps to %q outside %s", name, p, root)
+		}
+		if back, err := s.NameOf(p); err != nil || back != name {
+			t.Fatalf("NameOf(Path(%q)) = %q, %v", name, back, err)
+		}
+	})
+}
+
+func TestStoreCreateListDelete(t *testing.T) {
+	ctx := context.Background()
+	root := filepath.Join(t.TempDir(), "repos")
+	s := &Store{Root: root, HooksDir: "/nonexistent/hooks"}
+	for _, n := range []string{"b", "a", "team/app"} {
+		if err := s.Create(ctx, n, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Create(ctx, "a", ""); err == nil {
+		t.Fatal("created a twice")
+	}
+	names, err := s.List()
+	if err != nil || strings.Join(names, ",") != "a,b,team/app" {
+		t.Fatalf("List = %v, %v", names, err)
+	}
+	if got := s.DeployBranch(ctx, "a"); got != "master" {
+		t.Fatalf("deploy branch %q", got)
+	}
+	if err := s.Delete("a"); err != nil {
+		t.Fatal(err)
+	}
+	if s.Exists("a") {
+		t.Fatal("a still exists")
+	}
+	entries, _ := os.ReadDir(root)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			t.Fatalf("leftover %s", e.Name())
+		}
+	}
+	if _, err := s.NameOf("/elsewhere/x.git"); err == nil {
+		t.Fatal("NameOf accepted a path outside the store")
+	}
+}
+
+func TestGitService(t *testing.T) {
+	tests := []struct {
+		args          []string
+		service, path string
+		ok            bool
+	}{
+		{[]string{"git-upload-pack", "/app.git"}, "upload-pack", "/app.git", true},
+		{[]string{"git-receive-pack", "app"}, "receive-pack", "app", true},
+		{[]string{"git", "upload-pack", "app"}, "upload-pack", "app", true},
+		{[]string{"git-upload-archive", "app"}, "upload-archive", "app", true},
+		{[]string{"git-shell"}, "", "", false},
+		{[]string{"git", "config", "x"}, "", "", false},
+		{[]string{"repo", "list"}, "", "", false},
+	}
+	for _, tt := range tests {
+		s, p, ok := gitService(tt.args)
+		if s != tt.service || p != tt.path || ok != tt.ok {
+			t.Errorf("gitService(%q) = %q %q %v", tt.args, s, p, ok)
+		}
+	}
+}
