@@ -195,6 +195,11 @@ func (s *Server) cmdRepo(c *Call) error {
 		if err := s.cfg.Access.RemoveRepo(name); err != nil {
 			return err
 		}
+		if s.cfg.Pipelines != nil {
+			if err := s.cfg.Pipelines.RemoveRepo(name); err != nil {
+				return err
+			}
+		}
 		c.Log.WithField("repo", name).Info("repository deleted")
 		return c.Print(map[string]string{"deleted": name}, [][]string{{name}})
 	case "list":

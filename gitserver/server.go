@@ -44,8 +44,8 @@ type Config struct {
 	Hostname   string
 	Logger     *logrus.Entry
 	Registerer prometheus.Registerer
-	// Extra adds SSH commands owned by other parts of the server.
-	Extra map[string]Command
+	// Pipelines, when set, adds the pipeline commands.
+	Pipelines Pipelines
 	// GitTimeout bounds how long a git child may outlive its client after a
 	// disconnect before it is terminated.
 	GitGrace time.Duration
@@ -99,8 +99,10 @@ func New(cfg Config) *Server {
 		cfg.Registerer.MustRegister(s.metrics.sessions, s.metrics.active, s.metrics.bytes, s.metrics.authFail)
 	}
 	s.commands = s.builtinCommands()
-	for name, c := range cfg.Extra {
-		s.commands[name] = c
+	if cfg.Pipelines != nil {
+		for name, c := range s.pipelineCommands() {
+			s.commands[name] = c
+		}
 	}
 	s.srv = &ssh.Server{
 		Handler:          s.handle,

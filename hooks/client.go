@@ -164,11 +164,11 @@ func decideAlone(req *Request, stderr io.Writer) int {
 // Names of the hooks every repository runs.
 var Names = []string{"pre-receive", "post-receive", "reference-transaction"}
 
-// SkipTxEnv marks git children of a push: their reference-transaction
-// callbacks are answered by the shim itself, because pre-receive has already
-// vetted the push and post-receive reacts to it. That saves two process
-// starts on every push.
-const SkipTxEnv = "REFLINE_PUSH"
+// SkipTxEnv marks git processes whose reference-transaction callbacks the
+// shim answers by itself: pushes (pre-receive has already vetted them and
+// post-receive reacts to them) and the server's own writes of the refs it
+// alone owns. That saves two process starts on every push and every record.
+const SkipTxEnv = "REFLINE_SKIP_TX_HOOK"
 
 // WriteShims writes the hook scripts into dir (a repository's
 // core.hooksPath). Each one runs `binary hook NAME`; they are rewritten at

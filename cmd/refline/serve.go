@@ -13,8 +13,12 @@ import (
 	"os/user"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -26,6 +30,7 @@ import (
 	"github.com/refline/refline/gitserver"
 	"github.com/refline/refline/hooks"
 	"github.com/refline/refline/keyring"
+	"github.com/refline/refline/pipelines"
 	"github.com/refline/refline/refs"
 )
 
@@ -189,12 +194,44 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	sessions := hooks.NewSessions()
+	// The server's own ref writes carry a session token of their own; for
+	// the refs only the server writes, the hook is skipped altogether.
+	serverToken, _ := sessions.Register(hooks.Session{Source: hooks.SourceServer, User: "refline"})
+	runner, err := pipelines.New(pipelines.Config{
+		DataDir:    data,
+		Repos:      store,
+		Executor:   pipelines.Local{},
+		MaxJobs:    f.maxJobs,
+		Signer:     signer,
+		Updater:    refs.Updater{Env: []string{hooks.TokenEnv + "=" + serverToken, hooks.SkipTxEnv + "=1"}},
+		Committer:  object.Signature{Name: "refline", Email: "refline@" + host},
+		Logger:     log.WithField("component", "pipelines"),
+		Registerer: reg,
+		BaseEnv:    jobBaseEnv(),
+	})
+	if err != nil {
+		return err
+	}
+	if err := runner.Start(ctx); err != nil {
+		return err
+	}
+	var sshPort atomic.Value
+	sshPort.Store("2222")
 	hookSrv, err := hooks.Listen(hooks.Config{
 		Socket:     socket,
 		Repos:      store,
 		Sessions:   sessions,
 		Logger:     log.WithField("component", "hooks"),
 		Registerer: reg,
+		Checkers:   []hooks.Checker{hooks.PipelineChecker{}},
+		Reactors: []hooks.Reactor{hooks.PipelineTrigger{
+			Runner:   runner,
+			Branches: store,
+			LogsHint: func(repo, pipeline string, n int) string {
+				return fmt.Sprintf("ssh -p %s git@%s logs %s %s %d -f", sshPort.Load(), host, repo, pipeline, n)
+			},
+			Logger: log.WithField("component", "hooks"),
+		}},
 	})
 	if err != nil {
 		return err
@@ -209,6 +246,7 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 		Hostname:   host,
 		Logger:     log.WithField("component", "ssh"),
 		Registerer: reg,
+		Pipelines:  runner,
 	})
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -238,6 +276,9 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 	sshDone := make(chan error, 1)
 	go func() {
 		sshDone <- sshSrv.ListenAndServe(ctx, func(a net.Addr) {
+			if ta, ok := a.(*net.TCPAddr); ok {
+				sshPort.Store(strconv.Itoa(ta.Port))
+			}
 			if err := writeAddr(runDir, "ssh.addr", a); err != nil {
 				log.WithError(err).Error("write ssh.addr")
 			}
@@ -254,6 +295,8 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 		log.Info("shutting down")
 	}
 	cancel()
+	runnerDone := make(chan struct{})
+	go func() { runner.Shutdown(f.grace); close(runnerDone) }()
 	if sshDone != nil {
 		if err := <-sshDone; err != nil && runErr == nil {
 			runErr = err
@@ -262,6 +305,7 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()
 	_ = httpSrv.Shutdown(sctx)
+	<-runnerDone
 	stopHooks()
 	return runErr
 }
@@ -292,6 +336,17 @@ func selfPath() (string, error) {
 		p = lp
 	}
 	return filepath.Abs(p)
+}
+
+// jobBaseEnv is the part of the server's environment jobs see (SPEC §5).
+func jobBaseEnv() []string {
+	var env []string
+	for _, k := range []string{"PATH", "HOME", "LANG", "TMPDIR"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
 }
 
 type keyInfo struct {

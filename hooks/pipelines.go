@@ -1,0 +1,141 @@
+package hooks
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/refline/refline/pipelines"
+)
+
+// Runner is the subset of the pipeline runner that pushes drive.
+type Runner interface {
+	OnPush(ctx context.Context, p pipelines.Push) ([]*pipelines.Run, error)
+	Follow(ctx context.Context, repo, pipeline string, n int, w io.Writer) (*pipelines.Run, error)
+}
+
+// BranchInfo tells the deploy branch of a repository.
+type BranchInfo interface {
+	DeployBranch(ctx context.Context, name string) string
+}
+
+// FollowOption is the push option that keeps the push open and streams
+// the runs it started.
+const FollowOption = "follow"
+
+// PipelineChecker rejects a push whose pipeline files are invalid, with
+// every problem as "file:line: message". It reads the pushed objects from
+// git's quarantine, so nothing of a rejected push is ever stored.
+type PipelineChecker struct{}
+
+// Check implements Checker.
+func (PipelineChecker) Check(ctx context.Context, ev *Event, out io.Writer) error {
+	if ev.Hook != "pre-receive" {
+		return nil
+	}
+	var problems []string
+	for _, u := range ev.Updates {
+		if u.Deletes() || !strings.HasPrefix(u.Ref, "refs/heads/") {
+			continue
+		}
+		if err := pipelines.Validate(ctx, ev.GitDir, ev.Quarantine, u.New); err != nil {
+			problems = append(problems, strings.Split(err.Error(), "\n")...)
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%s\nfix the pipeline files and push again; nothing of this push was stored", strings.Join(problems, "\n"))
+	}
+	return nil
+}
+
+// PipelineTrigger starts the pipelines a push triggers and tells the pusher
+// (SPEC §7).
+type PipelineTrigger struct {
+	Runner   Runner
+	Branches BranchInfo
+	// LogsHint formats the command that follows a run's log, e.g.
+	// "ssh -p 2222 git@HOST logs app web 13 -f".
+	LogsHint func(repo, pipeline string, n int) string
+	Logger   *logrus.Entry
+}
+
+// React implements Reactor.
+func (t PipelineTrigger) React(ctx context.Context, ev *Event, out io.Writer) {
+	if ev.Hook != "post-receive" {
+		return
+	}
+	received := time.Now()
+	// The refs have moved: queueing their runs must finish even if the
+	// pusher hangs up now.
+	qctx := context.WithoutCancel(ctx)
+	deploy := t.Branches.DeployBranch(qctx, ev.Repo)
+	var started []*pipelines.Run
+	for _, u := range ev.Updates {
+		runs, err := t.Runner.OnPush(qctx, pipelines.Push{
+			Repo: ev.Repo, GitDir: ev.GitDir, Ref: u.Ref, Old: u.Old, New: u.New,
+			DeployBranch: deploy, User: ev.Session.User, Options: ev.PushOptions, Received: received,
+		})
+		if err != nil {
+			fmt.Fprintf(out, "refline: warning: %v\n", err)
+			t.Logger.WithError(err).WithField("repo", ev.Repo).Warn("trigger pipelines")
+		}
+		for _, r := range runs {
+			fmt.Fprintf(out, "refline: %s #%d started for %s — %s\n", r.Pipeline, r.Number, short(r.Commit), t.LogsHint(r.Repo, r.Pipeline, r.Number))
+		}
+		started = append(started, runs...)
+	}
+	if !hasOption(ev.PushOptions, FollowOption) {
+		return
+	}
+	for _, r := range started {
+		fmt.Fprintf(out, "refline: following %s #%d\n", r.Pipeline, r.Number)
+		final, err := t.Runner.Follow(ctx, r.Repo, r.Pipeline, r.Number, out)
+		if err != nil {
+			fmt.Fprintf(out, "refline: stopped following %s #%d: %v\n", r.Pipeline, r.Number, err)
+			return
+		}
+		fmt.Fprintf(out, "refline: %s\n", ResultLine(final))
+	}
+}
+
+// ResultLine is a run's one-line outcome: "web #13 passed in 2.1s",
+// "web #13 failed at test (exit status 1) in 0.4s".
+func ResultLine(r *pipelines.Run) string {
+	d := r.Duration().Round(100 * time.Millisecond)
+	head := fmt.Sprintf("%s #%d", r.Pipeline, r.Number)
+	switch {
+	case r.State == pipelines.Passed:
+		return fmt.Sprintf("%s passed in %s", head, d)
+	case r.FailedStage() != "":
+		why := ""
+		for _, s := range r.Stages {
+			if s.Name == r.FailedStage() && s.Error != "" {
+				why = " (" + s.Error + ")"
+			}
+		}
+		return fmt.Sprintf("%s %s at %s%s in %s", head, r.State, r.FailedStage(), why, d)
+	case r.Error != "":
+		return fmt.Sprintf("%s %s: %s", head, r.State, r.Error)
+	}
+	return fmt.Sprintf("%s %s in %s", head, r.State, d)
+}
+
+func hasOption(opts []string, o string) bool {
+	for _, v := range opts {
+		if v == o {
+			return true
+		}
+	}
+	return false
+}
+
+func short(s string) string {
+	if len(s) > 7 {
+		return s[:7]
+	}
+	return s
+}

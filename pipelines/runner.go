@@ -1,0 +1,698 @@
+package pipelines
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+
+	"github.com/refline/refline/refs"
+)
+
+// Repos is the subset of the repository store the runner uses.
+type Repos interface {
+	Path(name string) string
+	Exists(name string) bool
+}
+
+// Config wires a Runner.
+type Config struct {
+	// DataDir holds runs/ (run state and logs) and work/ (workspaces).
+	DataDir  string
+	Repos    Repos
+	Executor Executor
+	MaxJobs  int
+	Signer   *refs.Signer
+	// Updater writes refs/runs/*; its Env identifies the server to the
+	// reference-transaction hook.
+	Updater refs.Updater
+	// Committer is the identity of the commits the server writes.
+	Committer  object.Signature
+	Logger     *logrus.Entry
+	Registerer prometheus.Registerer
+	// BaseEnv is the part of the server's environment jobs see (SPEC §5:
+	// PATH, HOME, LANG, TMPDIR).
+	BaseEnv []string
+}
+
+// Runner queues runs and executes them, --max-jobs at a time.
+type Runner struct {
+	cfg   Config
+	store *runStore
+	log   *logrus.Entry
+	m     runnerMetrics
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	queue   []*liveRun
+	live    map[runKey]*liveRun
+	busy    map[string]bool // "repo\x00pipeline" with a build running
+	closed  bool
+	workers sync.WaitGroup
+}
+
+type runKey struct {
+	repo, pipeline string
+	n              int
+}
+
+// liveRun is a queued or running run. run is guarded by Runner.mu; copies
+// are handed out.
+type liveRun struct {
+	run      *Run
+	bell     *bell
+	cancel   context.CancelFunc
+	canceled bool
+	// interrupt marks a cancel by shutdown rather than by a user.
+	interrupt bool
+	// pushed is when the push that caused it was received, for the
+	// push-to-first-stage latency.
+	pushed time.Time
+}
+
+type runnerMetrics struct {
+	runs       *prometheus.CounterVec
+	queued     prometheus.Gauge
+	running    prometheus.Gauge
+	firstStage prometheus.Histogram
+}
+
+// New creates a Runner. Start recovers what a previous instance left and
+// starts the workers.
+func New(cfg Config) (*Runner, error) {
+	if cfg.MaxJobs < 1 {
+		cfg.MaxJobs = 1
+	}
+	if cfg.Executor == nil {
+		cfg.Executor = Local{}
+	}
+	r := &Runner{
+		cfg:   cfg,
+		store: &runStore{root: filepath.Join(cfg.DataDir, "runs")},
+		log:   cfg.Logger,
+		live:  map[runKey]*liveRun{},
+		busy:  map[string]bool{},
+		m: runnerMetrics{
+			runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "refline_runs_total", Help: "Finished runs by kind and final state.",
+			}, []string{"kind", "state"}),
+			queued: prometheus.NewGauge(prometheus.GaugeOpts{
+				Name: "refline_runs_queued", Help: "Runs waiting for a worker.",
+			}),
+			running: prometheus.NewGauge(prometheus.GaugeOpts{
+				Name: "refline_runs_running", Help: "Runs executing now.",
+			}),
+			firstStage: prometheus.NewHistogram(prometheus.HistogramOpts{
+				Name:    "refline_push_to_first_stage_seconds",
+				Help:    "From receiving a push to its run's first stage process starting.",
+				Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+			}),
+		},
+	}
+	r.cond = sync.NewCond(&r.mu)
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(r.m.runs, r.m.queued, r.m.running, r.m.firstStage)
+	}
+	if err := os.MkdirAll(r.store.root, 0o700); err != nil {
+		return nil, fmt.Errorf("runs dir: %w", err)
+	}
+	return r, nil
+}
+
+// Start recovers after a crash (runs that were running become interrupted
+// and are recorded, their leftover processes are stopped, queued runs are
+// queued again) and starts the workers. They stop when Shutdown is called.
+func (r *Runner) Start(ctx context.Context) error {
+	var requeue []*Run
+	err := r.store.all(func(run *Run) {
+		switch run.State {
+		case Running:
+			r.interrupted(ctx, run)
+		case Queued:
+			requeue = append(requeue, run)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("recover runs: %w", err)
+	}
+	sort.Slice(requeue, func(i, j int) bool { return requeue[i].Queued.Before(requeue[j].Queued) })
+	r.mu.Lock()
+	for _, run := range requeue {
+		r.push(&liveRun{run: run, bell: newBell()})
+		r.log.WithField("run", run.ID()).Info("run queued again after restart")
+	}
+	r.mu.Unlock()
+	for i := 0; i < r.cfg.MaxJobs; i++ {
+		r.workers.Add(1)
+		go r.worker()
+	}
+	return nil
+}
+
+// interrupted accounts for a run a previous instance was running when it
+// died: its processes are stopped and it is recorded as interrupted.
+func (r *Runner) interrupted(ctx context.Context, run *Run) {
+	log := r.log.WithField("run", run.ID())
+	if run.Process != "" && KillLeftover(run.Process) {
+		log.WithField("process", run.Process).Warn("stopped a job process left by the previous instance")
+	}
+	run.Process = ""
+	run.State = Interrupted
+	run.Error = "the server stopped while this run was in progress"
+	for i := range run.Stages {
+		switch run.Stages[i].State {
+		case Running:
+			run.Stages[i].State = Interrupted
+			run.Stages[i].Finished = time.Now()
+		case Queued:
+			run.Stages[i].State = Skipped
+		}
+	}
+	if run.Finished.IsZero() {
+		run.Finished = time.Now()
+	}
+	_ = os.RemoveAll(r.workDir(run))
+	r.finish(ctx, run, log)
+}
+
+// push adds a run to the queue; r.mu must be held.
+func (r *Runner) push(lr *liveRun) {
+	r.live[runKey{lr.run.Repo, lr.run.Pipeline, lr.run.Number}] = lr
+	r.queue = append(r.queue, lr)
+	r.m.queued.Set(float64(len(r.queue)))
+	r.cond.Signal()
+}
+
+// Request asks for a run.
+type Request struct {
+	Repo, Pipeline string
+	Kind           Kind
+	Commit         string
+	Branch         string
+	Environment    string
+	Artifact       string
+	Trigger        string
+	User           string
+	RetryOf        int
+	Inputs         []InputArtifact
+	// Pushed is when the triggering push arrived (zero if none).
+	Pushed time.Time
+}
+
+// Enqueue records a run durably and queues it. When it returns, the run
+// survives a crash: it will run, or be accounted for as interrupted.
+func (r *Runner) Enqueue(ctx context.Context, req Request) (*Run, error) {
+	run := &Run{
+		Repo: req.Repo, Pipeline: req.Pipeline, Kind: req.Kind, State: Queued,
+		Commit: req.Commit, Branch: req.Branch, Environment: req.Environment,
+		Artifact: req.Artifact, Trigger: req.Trigger, User: req.User, RetryOf: req.RetryOf,
+		Inputs: req.Inputs, Queued: time.Now().UTC(),
+	}
+	if run.Kind == "" {
+		run.Kind = Build
+	}
+	run.Subject = gitReader{gitDir: r.cfg.Repos.Path(req.Repo)}.subject(ctx, req.Commit)
+	if err := r.store.create(run); err != nil {
+		return nil, fmt.Errorf("enqueue %s %s: %w", req.Repo, req.Pipeline, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		// Stored as queued: the next start runs it.
+		return copyRun(run), nil
+	}
+	r.push(&liveRun{run: run, bell: newBell(), pushed: req.Pushed})
+	r.log.WithFields(logrus.Fields{"run": run.ID(), "commit": short(run.Commit), "trigger": run.Trigger}).Info("run queued")
+	return copyRun(run), nil
+}
+
+// next blocks until a run may start: the oldest queued run whose pipeline
+// has no build running (builds of one pipeline run in push order, so its
+// artifact chain follows its history).
+func (r *Runner) next() *liveRun {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		if r.closed {
+			return nil
+		}
+		for i, lr := range r.queue {
+			k := lr.run.Repo + "\x00" + lr.run.Pipeline
+			if r.busy[k] {
+				continue
+			}
+			r.busy[k] = true
+			r.queue = append(r.queue[:i], r.queue[i+1:]...)
+			r.m.queued.Set(float64(len(r.queue)))
+			return lr
+		}
+		r.cond.Wait()
+	}
+}
+
+func (r *Runner) worker() {
+	defer r.workers.Done()
+	for {
+		lr := r.next()
+		if lr == nil {
+			return
+		}
+		r.execute(lr)
+		r.mu.Lock()
+		delete(r.busy, lr.run.Repo+"\x00"+lr.run.Pipeline)
+		r.cond.Broadcast()
+		r.mu.Unlock()
+	}
+}
+
+// update changes a live run under the lock, saves it and wakes followers.
+func (r *Runner) update(lr *liveRun, f func(run *Run)) {
+	r.mu.Lock()
+	f(lr.run)
+	snapshot := copyRun(lr.run)
+	r.mu.Unlock()
+	if err := r.store.save(snapshot); err != nil {
+		r.log.WithError(err).WithField("run", snapshot.ID()).Error("save run state")
+	}
+	lr.bell.ring()
+}
+
+func (r *Runner) execute(lr *liveRun) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r.mu.Lock()
+	lr.cancel = cancel
+	canceled := lr.canceled
+	run := lr.run
+	r.mu.Unlock()
+	log := r.log.WithFields(logrus.Fields{"run": run.ID(), "commit": short(run.Commit)})
+	r.m.running.Inc()
+	defer r.m.running.Dec()
+
+	if canceled {
+		r.update(lr, func(run *Run) { run.State = Canceled; run.Finished = time.Now().UTC() })
+	} else {
+		r.update(lr, func(run *Run) { run.State = Running; run.Started = time.Now().UTC() })
+		state, errText := r.runStages(ctx, lr, log)
+		r.update(lr, func(run *Run) {
+			run.State, run.Error, run.Process = state, errText, ""
+			run.Finished = time.Now().UTC()
+		})
+	}
+	r.mu.Lock()
+	final := copyRun(lr.run)
+	r.mu.Unlock()
+	_ = os.RemoveAll(r.workDir(final))
+	r.finish(context.Background(), final, log)
+	r.mu.Lock()
+	lr.run.Record = final.Record
+	delete(r.live, runKey{final.Repo, final.Pipeline, final.Number})
+	r.mu.Unlock()
+	lr.bell.ring()
+}
+
+func (r *Runner) workDir(run *Run) string {
+	return filepath.Join(r.cfg.DataDir, "work", escapeRepo(run.Repo), run.Pipeline, fmt.Sprint(run.Number))
+}
+
+// runStages prepares the workspace and runs the stages in order. It returns
+// the run's final state and, for a failure before any stage, why.
+func (r *Runner) runStages(ctx context.Context, lr *liveRun, log *logrus.Entry) (State, string) {
+	run := copyRunLocked(r, lr)
+	git := gitReader{gitDir: r.cfg.Repos.Path(run.Repo)}
+	files, err := git.pipelineFiles(ctx, run.Commit)
+	if err != nil {
+		return Failed, fmt.Sprintf("read pipeline files at %s: %v", short(run.Commit), err)
+	}
+	path := Dir + run.Pipeline + ".yml"
+	data, ok := files[path]
+	if !ok {
+		return Failed, fmt.Sprintf("%s does not exist at %s", path, short(run.Commit))
+	}
+	spec, err := Parse(path, data)
+	if err != nil {
+		return Failed, err.Error()
+	}
+	r.update(lr, func(run *Run) {
+		run.Stages = make([]StageResult, len(spec.Stages))
+		for i, st := range spec.Stages {
+			run.Stages[i] = StageResult{Name: st.Name, State: Queued}
+		}
+	})
+
+	work := r.workDir(run)
+	_ = os.RemoveAll(work)
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return Failed, fmt.Sprintf("create workspace: %v", err)
+	}
+	if err := git.checkout(ctx, run.Commit, work, work+".index"); err != nil {
+		return Failed, err.Error()
+	}
+	env := r.jobEnv(run, spec.Env, nil)
+
+	for i, st := range spec.Stages {
+		state, code, errText := r.runStage(ctx, lr, i, st, work, env, log)
+		r.update(lr, func(run *Run) {
+			run.Stages[i].State, run.Stages[i].ExitCode, run.Stages[i].Error = state, code, errText
+			run.Stages[i].Finished = time.Now().UTC()
+			if state != Passed {
+				for j := i + 1; j < len(run.Stages); j++ {
+					run.Stages[j].State = Skipped
+				}
+			}
+		})
+		if state != Passed {
+			log.WithFields(logrus.Fields{"stage": st.Name, "state": state, "exit": code}).Info("run ended")
+			return state, ""
+		}
+	}
+	log.Info("run passed")
+	return Passed, ""
+}
+
+func (r *Runner) runStage(ctx context.Context, lr *liveRun, i int, st Stage, work string, env []string, log *logrus.Entry) (State, int, string) {
+	run := copyRunLocked(r, lr)
+	out, err := createStageLog(r.store.logPath(run, st.Name), lr.bell.ring)
+	if err != nil {
+		return Failed, 0, err.Error()
+	}
+	defer out.Close()
+	timeout := st.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	sctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	proc, err := r.cfg.Executor.Start(sctx, Job{Script: st.Run, Dir: work, Env: env, Output: out})
+	if err != nil {
+		fmt.Fprintf(out, "refline: %v\n", err)
+		return Failed, 0, err.Error()
+	}
+	r.update(lr, func(run *Run) {
+		run.Stages[i].State = Running
+		run.Stages[i].Started = time.Now().UTC()
+		run.Process = proc.Handle()
+	})
+	if i == 0 && !lr.pushed.IsZero() {
+		r.m.firstStage.Observe(time.Since(lr.pushed).Seconds())
+	}
+	code, err := proc.Wait()
+	switch {
+	case errors.Is(sctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil:
+		msg := fmt.Sprintf("stage %s timed out after %s", st.Name, timeout)
+		fmt.Fprintf(out, "\nrefline: %s\n", msg)
+		return Failed, code, msg
+	case ctx.Err() != nil:
+		r.mu.Lock()
+		interrupted := lr.interrupt
+		r.mu.Unlock()
+		if interrupted {
+			fmt.Fprintf(out, "\nrefline: the server is shutting down; run interrupted\n")
+			return Interrupted, code, "interrupted by server shutdown"
+		}
+		fmt.Fprintf(out, "\nrefline: run canceled\n")
+		return Canceled, code, "canceled"
+	case err != nil:
+		return Failed, code, err.Error()
+	case code != 0:
+		return Failed, code, fmt.Sprintf("exit status %d", code)
+	}
+	return Passed, 0, ""
+}
+
+// jobEnv is a job's whole environment: the allowed part of the server's,
+// then refline's variables, then the pipeline's env:. Nothing from the
+// client or the rest of the server's environment.
+func (r *Runner) jobEnv(run *Run, specEnv []EnvVar, extra []string) []string {
+	env := append([]string{}, r.cfg.BaseEnv...)
+	env = append(env,
+		"REFLINE_REPO="+run.Repo,
+		"REFLINE_PIPELINE="+run.Pipeline,
+		fmt.Sprintf("REFLINE_RUN=%d", run.Number),
+		"REFLINE_COMMIT="+run.Commit,
+		"REFLINE_BRANCH="+run.Branch,
+	)
+	if run.Kind == Deploy {
+		env = append(env, "REFLINE_ENV="+run.Environment, "REFLINE_ARTIFACT="+run.Artifact)
+	}
+	for _, e := range specEnv {
+		env = append(env, e.Name+"="+e.Value)
+	}
+	return append(env, extra...)
+}
+
+// finish records a finished run on refs/runs/PIPELINE and stores its final
+// state. A failure to record is logged and kept in the run's state; the run
+// still counts as finished.
+func (r *Runner) finish(ctx context.Context, run *Run, log *logrus.Entry) {
+	if err := r.store.save(run); err != nil {
+		log.WithError(err).Error("save final run state")
+	}
+	rec, err := r.record(ctx, run)
+	if err != nil {
+		log.WithError(err).Error("record run")
+	} else {
+		run.Record = rec.String()
+	}
+	r.m.runs.WithLabelValues(string(run.Kind), string(run.State)).Inc()
+}
+
+// record appends the run's record commit (run.json and its logs, signed)
+// to refs/runs/PIPELINE.
+func (r *Runner) record(ctx context.Context, run *Run) (plumbing.Hash, error) {
+	gitDir := r.cfg.Repos.Path(run.Repo)
+	if !r.cfg.Repos.Exists(run.Repo) {
+		return plumbing.ZeroHash, fmt.Errorf("repository %s is gone", run.Repo)
+	}
+	dir := r.store.dir(run.Repo, run.Pipeline, run.Number)
+	paths := []string{"run.json"}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "logs")); len(ents) > 0 {
+		paths = append(paths, "logs/")
+	}
+	return r.cfg.Updater.Append(ctx, gitDir, refs.RunsRef(run.Pipeline), func(parent plumbing.Hash) (plumbing.Hash, error) {
+		repo, err := git.PlainOpen(gitDir)
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		tree, err := refs.WriteTree(repo, dir, paths)
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		committer := r.cfg.Committer
+		committer.When = time.Now()
+		msg := fmt.Sprintf("%s\n\nRepo: %s\nPipeline: %s\nRun: %d\nKind: %s\nState: %s\nCommit: %s\n",
+			run.RecordSubject(), run.Repo, run.Pipeline, run.Number, run.Kind, run.State, run.Commit)
+		return refs.WriteSignedCommit(repo, refs.CommitSpec{Tree: tree, Parent: parent, Message: msg, Committer: committer}, r.cfg.Signer)
+	})
+}
+
+// Cancel stops a queued or running run.
+func (r *Runner) Cancel(repo, pipeline string, n int) error {
+	r.mu.Lock()
+	lr, ok := r.live[runKey{repo, pipeline, n}]
+	if !ok {
+		r.mu.Unlock()
+		if _, err := r.store.load(repo, pipeline, n); err != nil {
+			return err
+		}
+		return fmt.Errorf("%s #%d has already finished", pipeline, n)
+	}
+	lr.canceled = true
+	cancel := lr.cancel
+	queued := false
+	for i, q := range r.queue {
+		if q == lr {
+			r.queue = append(r.queue[:i], r.queue[i+1:]...)
+			r.m.queued.Set(float64(len(r.queue)))
+			queued = true
+			break
+		}
+	}
+	r.mu.Unlock()
+	switch {
+	case queued:
+		// It never started: account for it here, not in a worker.
+		r.update(lr, func(run *Run) { run.State = Canceled; run.Finished = time.Now().UTC() })
+		final := copyRunLocked(r, lr)
+		r.finish(context.Background(), final, r.log.WithField("run", final.ID()))
+		r.mu.Lock()
+		delete(r.live, runKey{repo, pipeline, n})
+		r.mu.Unlock()
+		lr.bell.ring()
+	case cancel != nil:
+		cancel()
+	}
+	return nil
+}
+
+// Retry queues a new run of the same pipeline at the same commit (and so
+// with the same pipeline file).
+func (r *Runner) Retry(ctx context.Context, repo, pipeline string, n int, user string) (*Run, error) {
+	old, err := r.Get(repo, pipeline, n)
+	if err != nil {
+		return nil, err
+	}
+	if !old.State.Final() {
+		return nil, fmt.Errorf("%s #%d is still %s", pipeline, n, old.State)
+	}
+	return r.Enqueue(ctx, Request{
+		Repo: repo, Pipeline: pipeline, Kind: old.Kind, Commit: old.Commit, Branch: old.Branch,
+		Environment: old.Environment, Artifact: old.Artifact, Inputs: old.Inputs,
+		Trigger: fmt.Sprintf("retry of #%d by %s", n, user), User: user, RetryOf: n,
+	})
+}
+
+// Get returns a run.
+func (r *Runner) Get(repo, pipeline string, n int) (*Run, error) {
+	r.mu.Lock()
+	if lr, ok := r.live[runKey{repo, pipeline, n}]; ok {
+		defer r.mu.Unlock()
+		return copyRun(lr.run), nil
+	}
+	r.mu.Unlock()
+	return r.store.load(repo, pipeline, n)
+}
+
+// Runs lists a repository's runs (of one pipeline, or all), newest first,
+// at most limit.
+func (r *Runner) Runs(repo, pipeline string, limit int) ([]*Run, error) {
+	pls := []string{pipeline}
+	if pipeline == "" {
+		var err error
+		if pls, err = r.store.pipelines(repo); err != nil {
+			return nil, err
+		}
+	}
+	var out []*Run
+	for _, p := range pls {
+		nums, err := r.store.numbers(repo, p)
+		if err != nil {
+			return nil, err
+		}
+		if len(nums) > limit {
+			nums = nums[len(nums)-limit:]
+		}
+		for _, n := range nums {
+			if run, err := r.Get(repo, p, n); err == nil {
+				out = append(out, run)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Queued.Equal(out[j].Queued) {
+			return out[i].Queued.After(out[j].Queued)
+		}
+		return out[i].Number > out[j].Number
+	})
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// Last returns the newest run of a pipeline, or nil.
+func (r *Runner) Last(repo, pipeline string) *Run {
+	runs, err := r.Runs(repo, pipeline, 1)
+	if err != nil || len(runs) == 0 {
+		return nil
+	}
+	return runs[0]
+}
+
+// Follow writes a run's logs to w as they are produced, until the run
+// ends, and returns the finished run.
+func (r *Runner) Follow(ctx context.Context, repo, pipeline string, n int, w io.Writer) (*Run, error) {
+	return r.Logs(ctx, repo, pipeline, n, w, true)
+}
+
+// Logs writes a run's logs to w, each stage under a "--- STAGE" header.
+// With follow it keeps writing until the run ends; without, it writes what
+// there is now.
+func (r *Runner) Logs(ctx context.Context, repo, pipeline string, n int, w io.Writer, follow bool) (*Run, error) {
+	r.mu.Lock()
+	lr, live := r.live[runKey{repo, pipeline, n}]
+	r.mu.Unlock()
+	run, err := r.Get(repo, pipeline, n)
+	if err != nil {
+		return nil, err
+	}
+	b := newBell()
+	current := func() *Run { return run }
+	if live {
+		b = lr.bell
+		current = func() *Run {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return copyRun(lr.run)
+		}
+	}
+	if !follow {
+		snapshot := current()
+		snapshot.State = Passed // any final state: read once, then stop
+		current = func() *Run { return snapshot }
+	}
+	if err := followRun(ctx, w, func(stage string) string { return r.store.logPath(run, stage) }, b, current); err != nil {
+		return nil, err
+	}
+	return r.Get(repo, pipeline, n)
+}
+
+// Shutdown stops taking runs from the queue, lets running runs finish for
+// up to grace, then cancels them; they are recorded as interrupted. Queued
+// runs stay queued on disk for the next start.
+func (r *Runner) Shutdown(grace time.Duration) {
+	r.mu.Lock()
+	r.closed = true
+	r.cond.Broadcast()
+	r.mu.Unlock()
+	done := make(chan struct{})
+	go func() { r.workers.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-time.After(grace):
+	}
+	r.mu.Lock()
+	for _, lr := range r.live {
+		if lr.cancel != nil {
+			lr.interrupt = true
+			lr.cancel()
+		}
+	}
+	r.mu.Unlock()
+	<-done
+}
+
+// RemoveRepo forgets the runs of a deleted repository.
+func (r *Runner) RemoveRepo(repo string) error { return r.store.removeRepo(repo) }
+
+func copyRun(run *Run) *Run {
+	c := *run
+	c.Stages = append([]StageResult(nil), run.Stages...)
+	c.Inputs = append([]InputArtifact(nil), run.Inputs...)
+	return &c
+}
+
+func copyRunLocked(r *Runner, lr *liveRun) *Run {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return copyRun(lr.run)
+}
+
+func short(s string) string {
+	if len(s) > 7 {
+		return s[:7]
+	}
+	return s
+}

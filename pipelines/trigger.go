@@ -1,0 +1,140 @@
+package pipelines
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Push is one branch update of a push, as the post-receive hook saw it.
+type Push struct {
+	Repo         string
+	GitDir       string
+	Ref          string // refs/heads/...
+	Old, New     string // hex ids; Old is all zeros for a new branch
+	DeployBranch string
+	User         string
+	Options      []string // git push -o values
+	Received     time.Time
+}
+
+// SkipOption is the push option that starts no pipeline.
+const SkipOption = "ci.skip"
+
+// HasOption reports whether the push carries option o.
+func (p Push) HasOption(o string) bool {
+	for _, v := range p.Options {
+		if v == o {
+			return true
+		}
+	}
+	return false
+}
+
+// Validate checks every pipeline file at commit, reading objects through
+// env (git's quarantine variables during pre-receive). It returns nil, or
+// an Errors listing every problem as "file:line: message".
+func Validate(ctx context.Context, gitDir string, env []string, commit string) error {
+	files, err := gitReader{gitDir: gitDir, env: env}.pipelineFiles(ctx, commit)
+	if err != nil {
+		return fmt.Errorf("read pipeline files: %w", err)
+	}
+	if len(files) == 0 {
+		return nil
+	}
+	_, err = ParseAll(files)
+	return err
+}
+
+// OnPush queues a run of every pipeline that the push triggers: those whose
+// `on.push` matches the branch and, with `paths:`, a changed path. The
+// pipeline files are read from the pushed commit. `-o ci.skip` starts none.
+func (r *Runner) OnPush(ctx context.Context, p Push) ([]*Run, error) {
+	branch, ok := strings.CutPrefix(p.Ref, "refs/heads/")
+	if !ok || strings.Trim(p.New, "0") == "" || p.HasOption(SkipOption) {
+		return nil, nil
+	}
+	git := gitReader{gitDir: p.GitDir}
+	files, err := git.pipelineFiles(ctx, p.New)
+	if err != nil || len(files) == 0 {
+		return nil, err
+	}
+	specs, err := ParseAll(files)
+	if err != nil {
+		// Only pushes to other branches can bring invalid files (the
+		// deploy branch is validated at push); they start nothing.
+		return nil, fmt.Errorf("pipeline files at %s: %w", short(p.New), err)
+	}
+	var changed []string
+	changedRead := false
+	var runs []*Run
+	for _, s := range specs {
+		if !s.On.Push || !s.On.MatchesBranch(branch, p.DeployBranch) {
+			continue
+		}
+		if len(s.On.Paths) > 0 {
+			if !changedRead {
+				if changed, err = git.changedPaths(ctx, p.Old, p.New); err != nil {
+					return runs, err
+				}
+				changedRead = true
+			}
+			if !anyMatch(s.On, changed) {
+				continue
+			}
+		}
+		run, err := r.Enqueue(ctx, Request{
+			Repo: p.Repo, Pipeline: s.Name, Kind: Build, Commit: p.New, Branch: branch,
+			Trigger: "push by " + p.User, User: p.User, Pushed: p.Received,
+		})
+		if err != nil {
+			return runs, err
+		}
+		runs = append(runs, run)
+	}
+	return runs, nil
+}
+
+func anyMatch(t Triggers, paths []string) bool {
+	for _, p := range paths {
+		if t.MatchPath(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// PipelineInfo is one pipeline defined on a branch, with its last run.
+type PipelineInfo struct {
+	Name string `json:"name"`
+	File string `json:"file"`
+	Last *Run   `json:"last,omitempty"`
+	// Error is set when the file does not parse.
+	Error string `json:"error,omitempty"`
+}
+
+// Pipelines lists the pipelines defined at rev (the deploy branch).
+func (r *Runner) Pipelines(ctx context.Context, repo, rev string) ([]PipelineInfo, error) {
+	git := gitReader{gitDir: r.cfg.Repos.Path(repo)}
+	files, err := git.pipelineFiles(ctx, rev)
+	if err != nil {
+		return nil, err
+	}
+	var out []PipelineInfo
+	for path, data := range files {
+		spec, err := Parse(path, data)
+		info := PipelineInfo{File: path}
+		if err != nil {
+			info.Name = strings.TrimSuffix(strings.TrimPrefix(path, Dir), ".yml")
+			info.Error = err.Error()
+		} else {
+			info.Name = spec.Name
+		}
+		info.Last = r.Last(repo, info.Name)
+		out = append(out, info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
