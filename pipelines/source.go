@@ -57,6 +57,10 @@ func (g gitReader) pipelineFiles(ctx context.Context, commit string) (map[string
 		if !ok || len(f) != 3 || f[1] != "blob" {
 			continue
 		}
+		// Other files (a README, a .keep) may live beside the pipelines.
+		if !bytes.HasSuffix(path, []byte(".yml")) && !bytes.HasSuffix(path, []byte(".yaml")) {
+			continue
+		}
 		ents = append(ents, entry{string(path), f[2]})
 	}
 	files := make(map[string][]byte, len(ents))

@@ -64,6 +64,8 @@ func setupScript(env *testscript.Env) error {
 	scripts := map[string]string{
 		// gitssh is GIT_SSH_COMMAND: ssh as $AS (default alice).
 		"gitssh": `exec ssh ` + sshOpts + ` -i "$HOME/.ssh/id_${AS:-alice}" "$@"`,
+		// alive PID succeeds while PID runs (a zombie has ended).
+		"alive": `s=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' /proc/$1/status 2>/dev/null); [ -n "$s" ] && [ "$s" != Z ] && [ "$s" != X ]`,
 		// rl runs an SSH command on the server as $AS.
 		"rl": `exec ssh ` + sshOpts + ` -i "$HOME/.ssh/id_${AS:-alice}" -p "$SSHPORT" git@127.0.0.1 "$@"`,
 	}
@@ -110,6 +112,41 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 	"stop":     cmdStop,
 	"httpget":  cmdHTTPGet,
 	"pushrace": cmdPushRace,
+	"waitfor":  cmdWaitFor,
+}
+
+// cmdWaitFor runs a shell command until it succeeds (30s at most): tests
+// wait on conditions, never on the clock.
+func cmdWaitFor(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) == 0 {
+		ts.Fatalf("usage: waitfor SHELL-COMMAND...")
+	}
+	script := strings.Join(args, " ")
+	deadline := time.Now().Add(30 * time.Second)
+	var out []byte
+	for time.Now().Before(deadline) {
+		cmd := exec.Command("sh", "-c", script)
+		cmd.Dir = ts.MkAbs(".")
+		cmd.Env = scriptEnv(ts)
+		var err error
+		out, err = cmd.CombinedOutput()
+		if err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ts.Fatalf("waited 30s for: %s\nlast output: %s", script, out)
+}
+
+// scriptEnv is the script's environment for commands a custom command runs.
+func scriptEnv(ts *testscript.TestScript) []string {
+	var env []string
+	for _, k := range []string{"PATH", "HOME", "WORK", "DATA", "SSHPORT", "HTTPADDR", "AS", "GIT_SSH_COMMAND", "GIT_CONFIG_NOSYSTEM", "TMPDIR"} {
+		if v := ts.Getenv(k); v != "" {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
 }
 
 // cmdHTTPGet fetches a URL from the server's HTTP endpoint to stdout.
