@@ -20,6 +20,7 @@ import (
 // Call is one SSH command invocation.
 type Call struct {
 	Ctx  context.Context
+	Name string // the command's name
 	User access.User
 	Args []string // after the command name, without --json
 	JSON bool
@@ -63,7 +64,7 @@ func (s *Server) runCommand(sess ssh.Session, log *logrus.Entry, user access.Use
 		result = "usage"
 		return 2
 	}
-	c := &Call{Ctx: sess.Context(), User: user, In: sess, Out: sess, Err: sess.Stderr(),
+	c := &Call{Ctx: sess.Context(), Name: args[0], User: user, In: sess, Out: sess, Err: sess.Stderr(),
 		Log: log.WithField("command", args[0])}
 	for _, a := range args[1:] {
 		if a == "--json" {

@@ -20,6 +20,10 @@ type Pipelines interface {
 	Cancel(repo, pipeline string, n int) error
 	Retry(ctx context.Context, repo, pipeline string, n int, user string) (*pipelines.Run, error)
 	RemoveRepo(repo string) error
+	Artifacts(repo, pipeline string, limit int) ([]pipelines.Artifact, error)
+	RequestDeploy(ctx context.Context, repo, pipeline, env, target, user, trigger string) (*pipelines.Run, error)
+	RollbackTarget(repo, pipeline, env string) (string, error)
+	Status(repo string) ([]pipelines.EnvStatus, error)
 }
 
 func (s *Server) pipelineCommands() map[string]Command {
@@ -29,6 +33,12 @@ func (s *Server) pipelineCommands() map[string]Command {
 		"logs":      {Usage: "logs REPO PIPELINE RUN [-f]", Help: "a run's log; -f follows a live run to its end", Run: s.cmdLogs},
 		"cancel":    {Usage: "cancel REPO PIPELINE RUN", Help: "stop a queued or running run", Run: s.cmdCancel},
 		"retry":     {Usage: "retry REPO PIPELINE RUN", Help: "run again at the same commit", Run: s.cmdRetry},
+		"artifacts": {Usage: "artifacts REPO PIPELINE", Help: "the artifact history, newest first", Run: s.cmdArtifacts},
+		"deploy": {Usage: "deploy REPO PIPELINE ENV [REV]", Help: "point refs/deploy/ENV/PIPELINE at REV (default: newest artifact)",
+			Run: s.cmdDeploy},
+		"rollback": {Usage: "rollback REPO PIPELINE ENV [REV]", Help: "point it back at the artifact deployed before (or REV)",
+			Run: s.cmdDeploy},
+		"status": {Usage: "status REPO", Help: "desired and deployed artifact of each environment × pipeline", Run: s.cmdStatus},
 	}
 }
 

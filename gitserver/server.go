@@ -46,6 +46,8 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Pipelines, when set, adds the pipeline commands.
 	Pipelines Pipelines
+	// LogsHint formats the command that follows a run's log.
+	LogsHint func(repo, pipeline string, n int) string
 	// GitTimeout bounds how long a git child may outlive its client after a
 	// disconnect before it is terminated.
 	GitGrace time.Duration
@@ -331,6 +333,13 @@ func (s *Server) createRepo(ctx context.Context, name string, user access.User) 
 		}
 	}
 	return nil
+}
+
+func (s *Server) logsHint(repo, pipeline string, n int) string {
+	if s.cfg.LogsHint != nil {
+		return s.cfg.LogsHint(repo, pipeline, n)
+	}
+	return fmt.Sprintf("logs %s %s %d -f", repo, pipeline, n)
 }
 
 func shortID(id string) string {

@@ -78,11 +78,15 @@ type Run struct {
 	Trigger     string          `json:"trigger"`
 	User        string          `json:"user,omitempty"`
 	RetryOf     int             `json:"retry_of,omitempty"`
-	Queued      time.Time       `json:"queued"`
-	Started     time.Time       `json:"started,omitempty"`
-	Finished    time.Time       `json:"finished,omitempty"`
-	Stages      []StageResult   `json:"stages,omitempty"`
-	Error       string          `json:"error,omitempty"`
+	// WaitFor names pipelines of the same repository whose builds queued
+	// before this one must end first: this run takes their artifacts as
+	// inputs.
+	WaitFor  []string      `json:"wait_for,omitempty"`
+	Queued   time.Time     `json:"queued"`
+	Started  time.Time     `json:"started,omitempty"`
+	Finished time.Time     `json:"finished,omitempty"`
+	Stages   []StageResult `json:"stages,omitempty"`
+	Error    string        `json:"error,omitempty"`
 	// Process identifies the running stage's job (see Process.Handle) so
 	// that a restarted server can stop it; empty once the run ends.
 	Process string `json:"process,omitempty"`

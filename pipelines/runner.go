@@ -2,7 +2,9 @@ package pipelines
 
 import (
 	"context"
+
 	"errors"
+	"filippo.io/age"
 	"fmt"
 	"io"
 	"os"
@@ -18,12 +20,15 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/refline/refline/refs"
+	"github.com/refline/refline/secrets"
 )
 
 // Repos is the subset of the repository store the runner uses.
 type Repos interface {
 	Path(name string) string
 	Exists(name string) bool
+	List() ([]string, error)
+	DeployBranch(ctx context.Context, name string) string
 }
 
 // Config wires a Runner.
@@ -44,6 +49,12 @@ type Config struct {
 	// BaseEnv is the part of the server's environment jobs see (SPEC §5:
 	// PATH, HOME, LANG, TMPDIR).
 	BaseEnv []string
+	// Access reports whether user may read repo; inputs and artifact
+	// triggers across repositories need it. Nil allows nothing across
+	// repositories.
+	Access func(repo, user string) bool
+	// AgeIdentities are the server's identities for decrypting secrets.
+	AgeIdentities func() []age.Identity
 }
 
 // Runner queues runs and executes them, --max-jobs at a time.
@@ -206,6 +217,7 @@ type Request struct {
 	User           string
 	RetryOf        int
 	Inputs         []InputArtifact
+	WaitFor        []string
 	// Pushed is when the triggering push arrived (zero if none).
 	Pushed time.Time
 }
@@ -217,7 +229,7 @@ func (r *Runner) Enqueue(ctx context.Context, req Request) (*Run, error) {
 		Repo: req.Repo, Pipeline: req.Pipeline, Kind: req.Kind, State: Queued,
 		Commit: req.Commit, Branch: req.Branch, Environment: req.Environment,
 		Artifact: req.Artifact, Trigger: req.Trigger, User: req.User, RetryOf: req.RetryOf,
-		Inputs: req.Inputs, Queued: time.Now().UTC(),
+		Inputs: req.Inputs, WaitFor: req.WaitFor, Queued: time.Now().UTC(),
 	}
 	if run.Kind == "" {
 		run.Kind = Build
@@ -227,14 +239,42 @@ func (r *Runner) Enqueue(ctx context.Context, req Request) (*Run, error) {
 		return nil, fmt.Errorf("enqueue %s %s: %w", req.Repo, req.Pipeline, err)
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.closed {
+		r.mu.Unlock()
 		// Stored as queued: the next start runs it.
 		return copyRun(run), nil
 	}
+	var superseded []*liveRun
+	if run.Kind == Deploy {
+		// A newer target replaces a deploy that has not started yet.
+		kept := r.queue[:0]
+		for _, q := range r.queue {
+			if busyKey(q.run) == busyKey(run) && q.run.Kind == Deploy {
+				superseded = append(superseded, q)
+				continue
+			}
+			kept = append(kept, q)
+		}
+		r.queue = kept
+	}
 	r.push(&liveRun{run: run, bell: newBell(), pushed: req.Pushed})
+	r.mu.Unlock()
+	for _, q := range superseded {
+		r.endUnstarted(q, Superseded, fmt.Sprintf("superseded by #%d (artifact %s)", run.Number, short(run.Artifact)))
+	}
 	r.log.WithFields(logrus.Fields{"run": run.ID(), "commit": short(run.Commit), "trigger": run.Trigger}).Info("run queued")
 	return copyRun(run), nil
+}
+
+// endUnstarted ends a run taken off the queue before it started.
+func (r *Runner) endUnstarted(lr *liveRun, state State, why string) {
+	r.update(lr, func(run *Run) { run.State = state; run.Error = why; run.Finished = time.Now().UTC() })
+	final := copyRunLocked(r, lr)
+	r.finish(context.Background(), final, r.log.WithField("run", final.ID()))
+	r.mu.Lock()
+	delete(r.live, runKey{final.Repo, final.Pipeline, final.Number})
+	r.mu.Unlock()
+	lr.bell.ring()
 }
 
 // next blocks until a run may start: the oldest queued run whose pipeline
@@ -248,8 +288,8 @@ func (r *Runner) next() *liveRun {
 			return nil
 		}
 		for i, lr := range r.queue {
-			k := lr.run.Repo + "\x00" + lr.run.Pipeline
-			if r.busy[k] {
+			k := busyKey(lr.run)
+			if r.busy[k] || r.waiting(lr.run) {
 				continue
 			}
 			r.busy[k] = true
@@ -261,6 +301,29 @@ func (r *Runner) next() *liveRun {
 	}
 }
 
+// waiting reports whether run must wait for a build of one of its
+// same-repository inputs that was queued before it; r.mu must be held.
+func (r *Runner) waiting(run *Run) bool {
+	for _, dep := range run.WaitFor {
+		for k, lr := range r.live {
+			if k.repo == run.Repo && k.pipeline == dep && lr.run.Kind == Build && !lr.run.Queued.After(run.Queued) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// busyKey is what may run only once at a time: builds of one pipeline (in
+// push order, so the artifact chain follows the history), and deploys of
+// one pipeline to one environment (a rollback need not wait for a build).
+func busyKey(run *Run) string {
+	if run.Kind == Deploy {
+		return run.Repo + "\x00" + run.Pipeline + "\x00" + run.Environment
+	}
+	return run.Repo + "\x00" + run.Pipeline
+}
+
 func (r *Runner) worker() {
 	defer r.workers.Done()
 	for {
@@ -270,7 +333,7 @@ func (r *Runner) worker() {
 		}
 		r.execute(lr)
 		r.mu.Lock()
-		delete(r.busy, lr.run.Repo+"\x00"+lr.run.Pipeline)
+		delete(r.busy, busyKey(lr.run))
 		r.cond.Broadcast()
 		r.mu.Unlock()
 	}
@@ -320,33 +383,46 @@ func (r *Runner) execute(lr *liveRun) {
 	delete(r.live, runKey{final.Repo, final.Pipeline, final.Number})
 	r.mu.Unlock()
 	lr.bell.ring()
+	if final.State == Passed {
+		if final.Kind == Deploy {
+			r.afterDeploy(context.Background(), final, log)
+		} else if final.Artifact != "" {
+			r.afterBuild(context.Background(), final, log)
+		}
+	}
 }
 
 func (r *Runner) workDir(run *Run) string {
 	return filepath.Join(r.cfg.DataDir, "work", escapeRepo(run.Repo), run.Pipeline, fmt.Sprint(run.Number))
 }
 
+// plan is what a run executes: its stages, their environment, how its
+// workspace is filled, what masks its output, and what follows success.
+type plan struct {
+	stages  []Stage
+	env     []string
+	fill    func(ctx context.Context, work string) error
+	mask    *secrets.Masker
+	succeed func(ctx context.Context, work string) error
+}
+
 // runStages prepares the workspace and runs the stages in order. It returns
-// the run's final state and, for a failure before any stage, why.
+// the run's final state and, for a failure outside any stage, why.
 func (r *Runner) runStages(ctx context.Context, lr *liveRun, log *logrus.Entry) (State, string) {
 	run := copyRunLocked(r, lr)
-	git := gitReader{gitDir: r.cfg.Repos.Path(run.Repo)}
-	files, err := git.pipelineFiles(ctx, run.Commit)
-	if err != nil {
-		return Failed, fmt.Sprintf("read pipeline files at %s: %v", short(run.Commit), err)
+	var p *plan
+	var err error
+	if run.Kind == Deploy {
+		p, err = r.deployPlan(ctx, lr, run, log)
+	} else {
+		p, err = r.buildPlan(ctx, lr, run)
 	}
-	path := Dir + run.Pipeline + ".yml"
-	data, ok := files[path]
-	if !ok {
-		return Failed, fmt.Sprintf("%s does not exist at %s", path, short(run.Commit))
-	}
-	spec, err := Parse(path, data)
 	if err != nil {
 		return Failed, err.Error()
 	}
 	r.update(lr, func(run *Run) {
-		run.Stages = make([]StageResult, len(spec.Stages))
-		for i, st := range spec.Stages {
+		run.Stages = make([]StageResult, len(p.stages))
+		for i, st := range p.stages {
 			run.Stages[i] = StageResult{Name: st.Name, State: Queued}
 		}
 	})
@@ -356,13 +432,12 @@ func (r *Runner) runStages(ctx context.Context, lr *liveRun, log *logrus.Entry) 
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return Failed, fmt.Sprintf("create workspace: %v", err)
 	}
-	if err := git.checkout(ctx, run.Commit, work, work+".index"); err != nil {
+	if err := p.fill(ctx, work); err != nil {
 		return Failed, err.Error()
 	}
-	env := r.jobEnv(run, spec.Env, nil)
 
-	for i, st := range spec.Stages {
-		state, code, errText := r.runStage(ctx, lr, i, st, work, env, log)
+	for i, st := range p.stages {
+		state, code, errText := r.runStage(ctx, lr, i, st, work, p.env, p.mask, log)
 		r.update(lr, func(run *Run) {
 			run.Stages[i].State, run.Stages[i].ExitCode, run.Stages[i].Error = state, code, errText
 			run.Stages[i].Finished = time.Now().UTC()
@@ -377,17 +452,77 @@ func (r *Runner) runStages(ctx context.Context, lr *liveRun, log *logrus.Entry) 
 			return state, ""
 		}
 	}
+	if p.succeed != nil {
+		if err := p.succeed(ctx, work); err != nil {
+			log.WithError(err).Warn("run failed after its stages")
+			return Failed, err.Error()
+		}
+	}
 	log.Info("run passed")
 	return Passed, ""
 }
 
-func (r *Runner) runStage(ctx context.Context, lr *liveRun, i int, st Stage, work string, env []string, log *logrus.Entry) (State, int, string) {
+// specAt reads and parses one pipeline's file at commit.
+func (r *Runner) specAt(ctx context.Context, repo, pipeline, commit string) (*Spec, error) {
+	files, err := gitReader{gitDir: r.cfg.Repos.Path(repo)}.pipelineFiles(ctx, commit)
+	if err != nil {
+		return nil, fmt.Errorf("read pipeline files at %s: %w", short(commit), err)
+	}
+	path := Dir + pipeline + ".yml"
+	data, ok := files[path]
+	if !ok {
+		return nil, fmt.Errorf("%s does not exist at %s", path, short(commit))
+	}
+	return Parse(path, data)
+}
+
+func (r *Runner) buildPlan(ctx context.Context, lr *liveRun, run *Run) (*plan, error) {
+	spec, err := r.specAt(ctx, run.Repo, run.Pipeline, run.Commit)
+	if err != nil {
+		return nil, err
+	}
+	inputs, err := r.resolveInputs(ctx, run, spec)
+	if err != nil {
+		return nil, err
+	}
+	r.update(lr, func(run *Run) { run.Inputs = inputs })
+	git := gitReader{gitDir: r.cfg.Repos.Path(run.Repo)}
+	return &plan{
+		stages: spec.Stages,
+		env:    r.jobEnv(run, spec.Env, nil),
+		fill: func(ctx context.Context, work string) error {
+			if err := git.checkout(ctx, run.Commit, work, work+".index"); err != nil {
+				return err
+			}
+			return r.layInputs(ctx, inputs, run.Repo, work)
+		},
+		succeed: func(ctx context.Context, work string) error {
+			sha, err := r.recordArtifact(ctx, run, inputs, spec, work)
+			if err != nil {
+				return fmt.Errorf("record artifact: %w", err)
+			}
+			r.update(lr, func(run *Run) { run.Artifact = sha })
+			return nil
+		},
+	}, nil
+}
+
+func (r *Runner) runStage(ctx context.Context, lr *liveRun, i int, st Stage, work string, env []string, mask *secrets.Masker, log *logrus.Entry) (State, int, string) {
 	run := copyRunLocked(r, lr)
-	out, err := createStageLog(r.store.logPath(run, st.Name), lr.bell.ring)
+	file, err := createStageLog(r.store.logPath(run, st.Name), lr.bell.ring)
 	if err != nil {
 		return Failed, 0, err.Error()
 	}
-	defer out.Close()
+	defer file.Close()
+	// Every byte a job prints passes the masker before it reaches the log
+	// file; the live stream, `logs`, push output and run records all read
+	// that file, so none of them can show a secret.
+	var out io.Writer = file
+	if mask != nil {
+		mw := mask.Writer(file)
+		defer mw.Close()
+		out = mw
+	}
 	timeout := st.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -493,6 +628,12 @@ func (r *Runner) record(ctx context.Context, run *Run) (plumbing.Hash, error) {
 		committer.When = time.Now()
 		msg := fmt.Sprintf("%s\n\nRepo: %s\nPipeline: %s\nRun: %d\nKind: %s\nState: %s\nCommit: %s\n",
 			run.RecordSubject(), run.Repo, run.Pipeline, run.Number, run.Kind, run.State, run.Commit)
+		if run.Environment != "" {
+			msg += "Environment: " + run.Environment + "\n"
+		}
+		if run.Artifact != "" {
+			msg += "Artifact: " + run.Artifact + "\n"
+		}
 		return refs.WriteSignedCommit(repo, refs.CommitSpec{Tree: tree, Parent: parent, Message: msg, Committer: committer}, r.cfg.Signer)
 	})
 }
@@ -523,13 +664,7 @@ func (r *Runner) Cancel(repo, pipeline string, n int) error {
 	switch {
 	case queued:
 		// It never started: account for it here, not in a worker.
-		r.update(lr, func(run *Run) { run.State = Canceled; run.Finished = time.Now().UTC() })
-		final := copyRunLocked(r, lr)
-		r.finish(context.Background(), final, r.log.WithField("run", final.ID()))
-		r.mu.Lock()
-		delete(r.live, runKey{repo, pipeline, n})
-		r.mu.Unlock()
-		lr.bell.ring()
+		r.endUnstarted(lr, Canceled, "canceled before it started")
 	case cancel != nil:
 		cancel()
 	}

@@ -157,3 +157,19 @@ func (g gitReader) checkout(ctx context.Context, commit, dir, indexFile string) 
 	}
 	return nil
 }
+
+// file reads one file at rev; ok is false when it does not exist.
+func (g gitReader) file(ctx context.Context, rev, path string) ([]byte, bool, error) {
+	cmd := g.cmd(ctx, "cat-file", "blob", rev+":"+path)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		if strings.Contains(stderr.String(), "does not exist") || strings.Contains(stderr.String(), "Not a valid object name") ||
+			strings.Contains(stderr.String(), "invalid object name") {
+			return nil, false, nil
+		}
+		return nil, false, fmt.Errorf("git cat-file %s:%s: %w: %s", rev, path, err, strings.TrimSpace(stderr.String()))
+	}
+	return out, true, nil
+}

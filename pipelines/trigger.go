@@ -87,7 +87,7 @@ func (r *Runner) OnPush(ctx context.Context, p Push) ([]*Run, error) {
 		}
 		run, err := r.Enqueue(ctx, Request{
 			Repo: p.Repo, Pipeline: s.Name, Kind: Build, Commit: p.New, Branch: branch,
-			Trigger: "push by " + p.User, User: p.User, Pushed: p.Received,
+			Trigger: "push by " + p.User, User: p.User, Pushed: p.Received, WaitFor: localInputs(s, p.Repo),
 		})
 		if err != nil {
 			return runs, err
@@ -95,6 +95,18 @@ func (r *Runner) OnPush(ctx context.Context, p Push) ([]*Run, error) {
 		runs = append(runs, run)
 	}
 	return runs, nil
+}
+
+// localInputs names the pipelines of the same repository whose artifacts
+// spec takes as inputs.
+func localInputs(spec *Spec, repo string) []string {
+	var out []string
+	for _, in := range spec.Inputs {
+		if in.From.Repo == "" || in.From.Repo == repo {
+			out = append(out, in.From.Pipeline)
+		}
+	}
+	return out
 }
 
 func anyMatch(t Triggers, paths []string) bool {

@@ -208,6 +208,11 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 		Logger:     log.WithField("component", "pipelines"),
 		Registerer: reg,
 		BaseEnv:    jobBaseEnv(),
+		Access: func(repo, user string) bool {
+			u, ok := users.User(user)
+			return ok && users.Level(repo, u).Can(access.Read)
+		},
+		AgeIdentities: keys.AgeIdentities,
 	})
 	if err != nil {
 		return err
@@ -217,21 +222,20 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 	}
 	var sshPort atomic.Value
 	sshPort.Store("2222")
+	logsHint := func(repo, pipeline string, n int) string {
+		return fmt.Sprintf("ssh -p %s git@%s logs %s %s %d -f", sshPort.Load(), host, repo, pipeline, n)
+	}
 	hookSrv, err := hooks.Listen(hooks.Config{
 		Socket:     socket,
 		Repos:      store,
 		Sessions:   sessions,
 		Logger:     log.WithField("component", "hooks"),
 		Registerer: reg,
-		Checkers:   []hooks.Checker{hooks.PipelineChecker{}},
-		Reactors: []hooks.Reactor{hooks.PipelineTrigger{
-			Runner:   runner,
-			Branches: store,
-			LogsHint: func(repo, pipeline string, n int) string {
-				return fmt.Sprintf("ssh -p %s git@%s logs %s %s %d -f", sshPort.Load(), host, repo, pipeline, n)
-			},
-			Logger: log.WithField("component", "hooks"),
-		}},
+		Checkers:   []hooks.Checker{hooks.PipelineChecker{}, hooks.DeployGate{Deployer: runner}},
+		Reactors: []hooks.Reactor{
+			hooks.PipelineTrigger{Runner: runner, Branches: store, LogsHint: logsHint, Logger: log.WithField("component", "hooks")},
+			hooks.DeployTrigger{Deployer: runner, LogsHint: logsHint, Logger: log.WithField("component", "hooks")},
+		},
 	})
 	if err != nil {
 		return err
@@ -247,6 +251,7 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 		Logger:     log.WithField("component", "ssh"),
 		Registerer: reg,
 		Pipelines:  runner,
+		LogsHint:   logsHint,
 	})
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -283,6 +288,9 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 				log.WithError(err).Error("write ssh.addr")
 			}
 			log.WithFields(logrus.Fields{"ssh": a.String(), "http": httpLn.Addr().String(), "data": data}).Info("refline serving")
+			// Deploy refs moved while the server was down (or whose
+			// deploy a crash interrupted) are deployed now.
+			go runner.ReconcileAll(ctx)
 		}, f.grace)
 	}()
 

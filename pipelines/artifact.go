@@ -1,0 +1,198 @@
+package pipelines
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/sirupsen/logrus"
+
+	"github.com/refline/refline/refs"
+)
+
+// resolveInputs picks the artifact each input of spec lays into the
+// workspace: the newest artifact of the named pipeline, or, for a retry,
+// exactly the artifacts the original run used. An input from another
+// repository needs the run's user to have read access to it.
+func (r *Runner) resolveInputs(ctx context.Context, run *Run, spec *Spec) ([]InputArtifact, error) {
+	if len(spec.Inputs) == 0 {
+		return nil, nil
+	}
+	if len(run.Inputs) == len(spec.Inputs) {
+		return run.Inputs, nil // a retry: the same inputs as the original
+	}
+	var out []InputArtifact
+	for _, in := range spec.Inputs {
+		repo := in.From.Repo
+		if repo == "" {
+			repo = run.Repo
+		}
+		label := in.From.String()
+		if repo != run.Repo {
+			if r.cfg.Access == nil || !r.cfg.Access(repo, run.User) {
+				return nil, fmt.Errorf("input %s: %s has no read access to repository %s (or it does not exist)", label, userOrNobody(run.User), repo)
+			}
+		}
+		if !r.cfg.Repos.Exists(repo) {
+			return nil, fmt.Errorf("input %s: repository %s does not exist", label, repo)
+		}
+		tip, err := refs.Resolve(r.cfg.Repos.Path(repo), refs.ArtifactRef(in.From.Pipeline))
+		if err != nil {
+			return nil, fmt.Errorf("input %s: %w", label, err)
+		}
+		if tip.IsZero() {
+			return nil, fmt.Errorf("input %s has no artifact yet: pipeline %s must pass once first", label, label)
+		}
+		ia := InputArtifact{Pipeline: in.From.Pipeline, Path: in.Path, Artifact: tip.String()}
+		if repo != run.Repo {
+			ia.Repo = repo
+		}
+		out = append(out, ia)
+	}
+	return out, nil
+}
+
+func userOrNobody(u string) string {
+	if u == "" {
+		return "the run's user"
+	}
+	return u
+}
+
+// layInputs writes each input artifact's files under its path in the
+// workspace.
+func (r *Runner) layInputs(ctx context.Context, inputs []InputArtifact, runRepo, work string) error {
+	for _, in := range inputs {
+		repo := in.Repo
+		if repo == "" {
+			repo = runRepo
+		}
+		dest := filepath.Join(work, filepath.FromSlash(strings.TrimSuffix(in.Path, "/")))
+		if err := os.MkdirAll(dest, 0o755); err != nil {
+			return fmt.Errorf("input %s: %w", in.Pipeline, err)
+		}
+		idx := fmt.Sprintf("%s.input-%s.index", work, in.Pipeline)
+		if err := (gitReader{gitDir: r.cfg.Repos.Path(repo)}).checkout(ctx, in.Artifact, dest, idx); err != nil {
+			return fmt.Errorf("input %s: %w", in.Pipeline, err)
+		}
+	}
+	return nil
+}
+
+// recordArtifact turns the files under artifact.paths into a signed commit
+// on refs/artifacts/PIPELINE (SPEC §6), appended by compare-and-swap.
+func (r *Runner) recordArtifact(ctx context.Context, run *Run, inputs []InputArtifact, spec *Spec, work string) (string, error) {
+	gitDir := r.cfg.Repos.Path(run.Repo)
+	var msg strings.Builder
+	fmt.Fprintf(&msg, "%s #%d: artifact of %s %q\n\n", run.Pipeline, run.Number, short(run.Commit), run.Subject)
+	fmt.Fprintf(&msg, "Source-Commit: %s\nPipeline: %s\nRun: %d\n", run.Commit, run.Pipeline, run.Number)
+	for _, in := range inputs {
+		name := in.Pipeline
+		if in.Repo != "" {
+			name = in.Repo + ":" + in.Pipeline
+		}
+		fmt.Fprintf(&msg, "Input: %s@%s\n", name, in.Artifact)
+	}
+	h, err := r.cfg.Updater.Append(ctx, gitDir, refs.ArtifactRef(run.Pipeline), func(parent plumbing.Hash) (plumbing.Hash, error) {
+		repo, err := git.PlainOpen(gitDir)
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		tree, err := refs.WriteTree(repo, work, spec.Artifact.Paths)
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		committer := r.cfg.Committer
+		committer.When = time.Now()
+		return refs.WriteSignedCommit(repo, refs.CommitSpec{Tree: tree, Parent: parent, Message: msg.String(), Committer: committer}, r.cfg.Signer)
+	})
+	if err != nil {
+		return "", err
+	}
+	return h.String(), nil
+}
+
+// afterBuild acts on a new artifact: auto-deploys to the environments
+// without `after:`, and starts the pipelines whose `on.artifacts` names this
+// one, in this repository or any other.
+func (r *Runner) afterBuild(ctx context.Context, run *Run, log *logrus.Entry) {
+	spec, err := r.specAt(ctx, run.Repo, run.Pipeline, run.Commit)
+	if err == nil {
+		for _, env := range spec.Environments {
+			if env.Auto && env.After == "" {
+				if _, err := r.RequestDeploy(ctx, run.Repo, run.Pipeline, env.Name, run.Artifact, "refline", "auto-deploy of "+run.ID()); err != nil {
+					log.WithError(err).WithField("env", env.Name).Warn("auto-deploy")
+				}
+			}
+		}
+	}
+	repos, err := r.cfg.Repos.List()
+	if err != nil {
+		log.WithError(err).Warn("list repositories for artifact triggers")
+		return
+	}
+	for _, repo := range repos {
+		branch := r.cfg.Repos.DeployBranch(ctx, repo)
+		tip, err := refs.Resolve(r.cfg.Repos.Path(repo), "refs/heads/"+branch)
+		if err != nil || tip.IsZero() {
+			continue
+		}
+		files, err := gitReader{gitDir: r.cfg.Repos.Path(repo)}.pipelineFiles(ctx, tip.String())
+		if err != nil || len(files) == 0 {
+			continue
+		}
+		specs, _ := ParseAll(files)
+		for _, s := range specs {
+			if !triggeredBy(s, repo, run.Repo, run.Pipeline) {
+				continue
+			}
+			if repo != run.Repo && (r.cfg.Access == nil || !r.cfg.Access(run.Repo, run.User)) {
+				log.WithFields(logrus.Fields{"downstream": repo + ":" + s.Name}).Info("artifact trigger skipped: no read access")
+				continue
+			}
+			if r.queuedAt(repo, s.Name, tip.String()) {
+				continue // a build of that commit is queued and will take this artifact
+			}
+			trig := fmt.Sprintf("artifact %s:%s@%s", run.Repo, run.Pipeline, short(run.Artifact))
+			if repo == run.Repo {
+				trig = fmt.Sprintf("artifact %s@%s", run.Pipeline, short(run.Artifact))
+			}
+			if _, err := r.Enqueue(ctx, Request{Repo: repo, Pipeline: s.Name, Kind: Build, Commit: tip.String(),
+				Branch: branch, Trigger: trig, User: run.User, WaitFor: localInputs(s, repo)}); err != nil {
+				log.WithError(err).Warn("artifact trigger")
+			}
+		}
+	}
+}
+
+// queuedAt reports whether a build of pipeline at commit is queued and has
+// not started yet.
+func (r *Runner) queuedAt(repo, pipeline, commit string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, lr := range r.queue {
+		if lr.run.Repo == repo && lr.run.Pipeline == pipeline && lr.run.Kind == Build && lr.run.Commit == commit {
+			return true
+		}
+	}
+	return false
+}
+
+// triggeredBy reports whether spec (of repository repo) runs when pipeline
+// upPipeline of repository upRepo records an artifact.
+func triggeredBy(spec *Spec, repo, upRepo, upPipeline string) bool {
+	for _, a := range spec.On.Artifacts {
+		if a.Pipeline != upPipeline {
+			continue
+		}
+		if (a.Repo == "" && repo == upRepo) || a.Repo == upRepo {
+			return true
+		}
+	}
+	return false
+}

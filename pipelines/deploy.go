@@ -1,0 +1,429 @@
+package pipelines
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/sirupsen/logrus"
+
+	"github.com/refline/refline/refs"
+	"github.com/refline/refline/secrets"
+)
+
+// SecretsDir holds each environment's encrypted credentials (SPEC §8).
+const SecretsDir = ".refline/secrets/"
+
+func (r *Runner) open(repo string) (*git.Repository, error) {
+	g, err := git.PlainOpen(r.cfg.Repos.Path(repo))
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", repo, err)
+	}
+	return g, nil
+}
+
+// CheckDeployTarget decides whether target may become the desired
+// deployment of pipeline to env: it must be a genuine artifact of the
+// pipeline (refs.VerifyArtifact), the pipeline file at the artifact's source
+// commit must define env, and with `after: X` the artifact must have been
+// deployed successfully to X. It returns the artifact commit.
+func (r *Runner) CheckDeployTarget(ctx context.Context, repo, pipeline, env string, target plumbing.Hash) (*object.Commit, error) {
+	g, err := r.open(repo)
+	if err != nil {
+		return nil, err
+	}
+	c, err := refs.VerifyArtifact(g, pipeline, target, r.cfg.Signer.PublicKey())
+	if err != nil {
+		return nil, err
+	}
+	source := refs.Trailer(c.Message, "Source-Commit")
+	spec, err := r.specAt(ctx, repo, pipeline, source)
+	if err != nil {
+		return nil, fmt.Errorf("artifact %s: %w", short(target.String()), err)
+	}
+	e, ok := spec.Environment(env)
+	if !ok {
+		return nil, fmt.Errorf("pipeline %s defines no environment %q at %s (the artifact's source commit)", pipeline, env, short(source))
+	}
+	if e.After != "" {
+		ok, err := r.deployedBefore(g, pipeline, e.After, target.String())
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("artifact %s has not been deployed successfully to %s; %s takes only artifacts that have (after: %s)",
+				short(target.String()), e.After, env, e.After)
+		}
+	}
+	return c, nil
+}
+
+// deployedBefore reports whether a deploy of artifact to env succeeded,
+// according to the pipeline's run records.
+func (r *Runner) deployedBefore(g *git.Repository, pipeline, env, artifact string) (bool, error) {
+	found := false
+	err := r.eachDeploy(g, pipeline, env, func(art string) bool {
+		found = art == artifact
+		return !found
+	})
+	return found, err
+}
+
+// eachDeploy visits the successful deploys of pipeline to env, newest
+// first, until visit returns false.
+func (r *Runner) eachDeploy(g *git.Repository, pipeline, env string, visit func(artifact string) bool) error {
+	chain, err := refs.Chain(g, refs.RunsRef(pipeline), 0)
+	if err != nil {
+		return err
+	}
+	for _, c := range chain {
+		t := refs.Trailers(c.Message)
+		if first(t["Kind"]) == string(Deploy) && first(t["Environment"]) == env && first(t["State"]) == string(Passed) {
+			if !visit(first(t["Artifact"])) {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+// RequestDeploy points refs/deploy/ENV/PIPELINE at target, after checking
+// it, and starts the deploy. It is what `ssh … deploy` and `rollback` and
+// auto-deploys do.
+func (r *Runner) RequestDeploy(ctx context.Context, repo, pipeline, env, target, user, trigger string) (*Run, error) {
+	h := plumbing.NewHash(target)
+	if _, err := r.CheckDeployTarget(ctx, repo, pipeline, env, h); err != nil {
+		return nil, err
+	}
+	gitDir := r.cfg.Repos.Path(repo)
+	ref := refs.DeployRef(env, pipeline)
+	for attempt := 0; ; attempt++ {
+		old, err := refs.Resolve(gitDir, ref)
+		if err != nil {
+			return nil, err
+		}
+		if old == h {
+			break
+		}
+		err = r.cfg.Updater.Apply(ctx, gitDir, refs.Update{Ref: ref, Old: old, New: h})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, refs.ErrStale) || attempt >= 5 {
+			return nil, fmt.Errorf("move %s: %w", ref, err)
+		}
+	}
+	return r.Reconcile(ctx, repo, pipeline, env, user, trigger)
+}
+
+// Reconcile starts a deploy when refs/deploy/ENV/PIPELINE differs from
+// refs/deployed/ENV/PIPELINE and no deploy of that target is already queued
+// or running. It returns the deploy run, or nil when there is nothing to do.
+func (r *Runner) Reconcile(ctx context.Context, repo, pipeline, env, user, trigger string) (*Run, error) {
+	gitDir := r.cfg.Repos.Path(repo)
+	desired, err := refs.Resolve(gitDir, refs.DeployRef(env, pipeline))
+	if err != nil || desired.IsZero() {
+		return nil, err
+	}
+	deployed, err := refs.Resolve(gitDir, refs.DeployedRef(env, pipeline))
+	if err != nil {
+		return nil, err
+	}
+	if desired == deployed {
+		return nil, nil
+	}
+	r.mu.Lock()
+	for _, lr := range r.live {
+		if lr.run.Kind == Deploy && lr.run.Repo == repo && lr.run.Pipeline == pipeline && lr.run.Environment == env &&
+			lr.run.Artifact == desired.String() && !lr.canceled {
+			run := copyRun(lr.run)
+			r.mu.Unlock()
+			return run, nil
+		}
+	}
+	r.mu.Unlock()
+	source := ""
+	if g, err := r.open(repo); err == nil {
+		if c, err := object.GetCommit(g.Storer, desired); err == nil {
+			source = refs.Trailer(c.Message, "Source-Commit")
+		}
+	}
+	return r.Enqueue(ctx, Request{Repo: repo, Pipeline: pipeline, Kind: Deploy, Environment: env,
+		Artifact: desired.String(), Commit: source, Trigger: trigger, User: user})
+}
+
+// ReconcileAll reconciles every deploy ref of every repository (at start).
+func (r *Runner) ReconcileAll(ctx context.Context) {
+	repos, err := r.cfg.Repos.List()
+	if err != nil {
+		r.log.WithError(err).Warn("reconcile: list repositories")
+		return
+	}
+	for _, repo := range repos {
+		for _, d := range r.deployRefs(repo) {
+			run, err := r.Reconcile(ctx, repo, d.pipeline, d.env, "refline", "reconcile at start")
+			if err != nil {
+				r.log.WithError(err).WithField("repo", repo).Warn("reconcile deploy ref")
+			} else if run != nil {
+				r.log.WithField("run", run.ID()).Info("deploy ref differs from deployed ref: deploying")
+			}
+		}
+	}
+}
+
+type envPipeline struct{ env, pipeline string }
+
+// deployRefs lists the ENV/PIPELINE pairs that have a deploy or deployed ref.
+func (r *Runner) deployRefs(repo string) []envPipeline {
+	g, err := r.open(repo)
+	if err != nil {
+		return nil
+	}
+	iter, err := g.References()
+	if err != nil {
+		return nil
+	}
+	seen := map[envPipeline]bool{}
+	var out []envPipeline
+	_ = iter.ForEach(func(ref *plumbing.Reference) error {
+		kind, env, pipeline := refs.Parse(ref.Name().String())
+		if (kind == refs.Deploy || kind == refs.Deployed) && !seen[envPipeline{env, pipeline}] {
+			seen[envPipeline{env, pipeline}] = true
+			out = append(out, envPipeline{env, pipeline})
+		}
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].env != out[j].env {
+			return out[i].env < out[j].env
+		}
+		return out[i].pipeline < out[j].pipeline
+	})
+	return out
+}
+
+// deployPlan prepares a deploy run: it verifies the target again (the ref
+// may have been moved while the server was down), takes the environment's
+// definition from the pipeline file at the artifact's source commit, and
+// the environment's secrets from the tip of the deploy branch.
+func (r *Runner) deployPlan(ctx context.Context, lr *liveRun, run *Run, log *logrus.Entry) (*plan, error) {
+	target := plumbing.NewHash(run.Artifact)
+	c, err := r.CheckDeployTarget(ctx, run.Repo, run.Pipeline, run.Environment, target)
+	if err != nil {
+		return nil, fmt.Errorf("deploy refused: %w", err)
+	}
+	source := refs.Trailer(c.Message, "Source-Commit")
+	spec, err := r.specAt(ctx, run.Repo, run.Pipeline, source)
+	if err != nil {
+		return nil, err
+	}
+	env, _ := spec.Environment(run.Environment)
+	vars, err := r.deploySecrets(ctx, run.Repo, run.Environment)
+	if err != nil {
+		return nil, err
+	}
+	mask := secrets.NewMasker(vars)
+	for _, k := range mask.ShortKeys() {
+		log.WithField("key", k).Warn("secret shorter than 4 characters is not masked in logs")
+	}
+	var secretEnv []string
+	for _, v := range vars {
+		secretEnv = append(secretEnv, v.Key+"="+v.Value)
+	}
+	jobEnv := r.jobEnv(run, append(append([]EnvVar{}, spec.Env...), env.Env...), secretEnv)
+	gitDir := r.cfg.Repos.Path(run.Repo)
+	return &plan{
+		stages: []Stage{{Name: "deploy", Run: env.Run, Timeout: DefaultTimeout}},
+		env:    jobEnv,
+		mask:   mask,
+		fill: func(ctx context.Context, work string) error {
+			return gitReader{gitDir: gitDir}.checkout(ctx, run.Artifact, work, work+".index")
+		},
+		succeed: func(ctx context.Context, work string) error {
+			ref := refs.DeployedRef(run.Environment, run.Pipeline)
+			old, err := refs.Resolve(gitDir, ref)
+			if err != nil {
+				return err
+			}
+			if err := r.cfg.Updater.Apply(ctx, gitDir, refs.Update{Ref: ref, Old: old, New: target}); err != nil {
+				return fmt.Errorf("move %s: %w", ref, err)
+			}
+			return nil
+		},
+	}, nil
+}
+
+// deploySecrets decrypts .refline/secrets/ENV.age at the tip of the deploy
+// branch (so a rollback never brings back a revoked credential). The
+// plaintext lives only in memory and in the deploy process's environment.
+func (r *Runner) deploySecrets(ctx context.Context, repo, env string) ([]secrets.Var, error) {
+	branch := r.cfg.Repos.DeployBranch(ctx, repo)
+	git := gitReader{gitDir: r.cfg.Repos.Path(repo)}
+	path := SecretsDir + env + ".age"
+	data, ok, err := git.file(ctx, "refs/heads/"+branch, path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if !ok {
+		return nil, nil
+	}
+	if r.cfg.AgeIdentities == nil {
+		return nil, fmt.Errorf("%s: the server has no age identity", path)
+	}
+	plain, err := secrets.Decrypt(data, r.cfg.AgeIdentities()...)
+	if err != nil {
+		return nil, fmt.Errorf("%s (at %s): %w", path, branch, err)
+	}
+	vars, err := secrets.ParseDotenv(plain)
+	if err != nil {
+		return nil, fmt.Errorf("%s (at %s): %w", path, branch, err)
+	}
+	return vars, nil
+}
+
+// afterDeploy promotes a successfully deployed artifact to the
+// environments that follow env with `auto: true`.
+func (r *Runner) afterDeploy(ctx context.Context, run *Run, log *logrus.Entry) {
+	spec, err := r.specAt(ctx, run.Repo, run.Pipeline, run.Commit)
+	if err != nil {
+		return
+	}
+	for _, e := range spec.Environments {
+		if e.Auto && e.After == run.Environment {
+			if _, err := r.RequestDeploy(ctx, run.Repo, run.Pipeline, e.Name, run.Artifact, "refline",
+				fmt.Sprintf("promotion after %s deployed to %s", run.ID(), run.Environment)); err != nil {
+				log.WithError(err).WithField("env", e.Name).Warn("auto-promotion")
+			}
+		}
+	}
+}
+
+// RollbackTarget is the artifact deployed to env before the one deployed
+// now, from the pipeline's run records.
+func (r *Runner) RollbackTarget(repo, pipeline, env string) (string, error) {
+	g, err := r.open(repo)
+	if err != nil {
+		return "", err
+	}
+	current, err := refs.Resolve(r.cfg.Repos.Path(repo), refs.DeployedRef(env, pipeline))
+	if err != nil {
+		return "", err
+	}
+	target := ""
+	err = r.eachDeploy(g, pipeline, env, func(art string) bool {
+		if art != current.String() {
+			target = art
+			return false
+		}
+		return true
+	})
+	if err != nil {
+		return "", err
+	}
+	if target == "" {
+		return "", fmt.Errorf("no earlier successful deploy of %s to %s to roll back to", pipeline, env)
+	}
+	return target, nil
+}
+
+// Artifact is one entry of a pipeline's artifact history.
+type Artifact struct {
+	Commit       string    `json:"commit"`
+	Run          string    `json:"run"`
+	SourceCommit string    `json:"source_commit"`
+	Subject      string    `json:"subject"`
+	Time         time.Time `json:"time"`
+	Inputs       []string  `json:"inputs,omitempty"`
+}
+
+// Artifacts lists a pipeline's artifacts, newest first.
+func (r *Runner) Artifacts(repo, pipeline string, limit int) ([]Artifact, error) {
+	g, err := r.open(repo)
+	if err != nil {
+		return nil, err
+	}
+	chain, err := refs.Chain(g, refs.ArtifactRef(pipeline), limit)
+	if err != nil {
+		return nil, err
+	}
+	out := []Artifact{}
+	for _, c := range chain {
+		t := refs.Trailers(c.Message)
+		out = append(out, Artifact{
+			Commit: c.Hash.String(), Run: first(t["Run"]), SourceCommit: first(t["Source-Commit"]),
+			Subject: strings.SplitN(c.Message, "\n", 2)[0], Time: c.Committer.When.UTC(), Inputs: t["Input"],
+		})
+	}
+	return out, nil
+}
+
+// EnvStatus is one environment × pipeline of `status`.
+type EnvStatus struct {
+	Environment string `json:"environment"`
+	Pipeline    string `json:"pipeline"`
+	Desired     string `json:"desired,omitempty"`
+	Deployed    string `json:"deployed,omitempty"`
+	// State is "deployed" (desired = deployed), "deploying", "queued",
+	// "failed" (the last deploy of the desired artifact failed) or
+	// "pending".
+	State   string `json:"state"`
+	LastRun int    `json:"last_run,omitempty"`
+}
+
+// Status reports desired against deployed for every environment ×
+// pipeline with a deploy ref.
+func (r *Runner) Status(repo string) ([]EnvStatus, error) {
+	gitDir := r.cfg.Repos.Path(repo)
+	out := []EnvStatus{}
+	for _, d := range r.deployRefs(repo) {
+		desired, _ := refs.Resolve(gitDir, refs.DeployRef(d.env, d.pipeline))
+		deployed, _ := refs.Resolve(gitDir, refs.DeployedRef(d.env, d.pipeline))
+		st := EnvStatus{Environment: d.env, Pipeline: d.pipeline}
+		if !desired.IsZero() {
+			st.Desired = desired.String()
+		}
+		if !deployed.IsZero() {
+			st.Deployed = deployed.String()
+		}
+		// The newest deploy run of this environment tells the rest.
+		var last *Run
+		if runs, err := r.Runs(repo, d.pipeline, 200); err == nil {
+			for _, run := range runs {
+				if run.Kind == Deploy && run.Environment == d.env {
+					last = run
+					break
+				}
+			}
+		}
+		if last != nil {
+			st.LastRun = last.Number
+		}
+		switch {
+		case st.Desired == "" || st.Desired == st.Deployed:
+			st.State = "deployed"
+		case last != nil && last.Artifact == st.Desired && last.State == Running:
+			st.State = "deploying"
+		case last != nil && last.Artifact == st.Desired && last.State == Queued:
+			st.State = "queued"
+		case last != nil && last.Artifact == st.Desired && last.State.Final():
+			st.State = string(last.State)
+		default:
+			st.State = "pending"
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
