@@ -77,13 +77,13 @@ func (s *Server) cmdDeploy(c *Call) error {
 }
 
 // resolveRev turns what a user typed (a full or abbreviated id,
-// "refs/artifacts/web~2", "web~1") into a commit id with git's own rules.
+// "refs/artifacts/web~2", "web" for the newest artifact, "web~1") into a commit id with git's own rules.
 func (s *Server) resolveRev(repo, pipeline, rev string) (string, error) {
 	if strings.HasPrefix(rev, "-") {
 		return "", fmt.Errorf("invalid revision %q", rev)
 	}
-	if rest, ok := strings.CutPrefix(rev, pipeline+"~"); ok {
-		rev = refs.ArtifactRef(pipeline) + "~" + rest
+	if rest, ok := strings.CutPrefix(rev, pipeline); ok && (rest == "" || rest[0] == '~' || rest[0] == '^') {
+		rev = refs.ArtifactRef(pipeline) + rest
 	}
 	cmd := exec.Command(s.cfg.Repos.gitBin(), "--git-dir="+s.cfg.Repos.Path(repo), "rev-parse", "--verify", "--quiet", "--end-of-options", rev+"^{commit}")
 	cmd.Env = GitEnv()
