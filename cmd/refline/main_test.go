@@ -84,7 +84,8 @@ func setupScript(env *testscript.Env) error {
 	env.Setenv("GIT_CONFIG_NOSYSTEM", "1")
 	env.Setenv("DATA", filepath.Join(env.WorkDir, "data"))
 	env.Values["server"] = &serverSlot{}
-	return nil
+	// The README's example, as shipped, for the quickstart story.
+	return os.CopyFS(filepath.Join(env.WorkDir, "examples"), os.DirFS("../../examples"))
 }
 
 func writeUserKey(path, comment string) error {
