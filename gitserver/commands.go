@@ -275,7 +275,20 @@ func (s *Server) cmdUser(c *Call) error {
 			return Usagef("user add needs NAME and at least one KEY")
 		}
 		name := c.Args[1]
-		keys, err := parseKeyArgs(c.Args[2:])
+		keyArgs := c.Args[2:]
+		if len(keyArgs) == 0 {
+			// `ssh HOST user add bob < bob.pub`
+			b, err := io.ReadAll(io.LimitReader(c.In, 64<<10))
+			if err != nil {
+				return err
+			}
+			for _, l := range strings.Split(string(b), "\n") {
+				if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+					keyArgs = append(keyArgs, l)
+				}
+			}
+		}
+		keys, err := parseKeyArgs(keyArgs)
 		if err != nil {
 			return err
 		}

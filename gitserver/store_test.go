@@ -124,3 +124,27 @@ func TestGitService(t *testing.T) {
 		}
 	}
 }
+
+func TestParseKeyArgs(t *testing.T) {
+	const k1 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+	const k2 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHaFxKvbj2eUoCZ8tM1L2sG2jDgqkKXgbeNzbuM5Ocki"
+	tests := []struct {
+		args []string
+		n    int
+		ok   bool
+	}{
+		{[]string{k1}, 1, true},
+		{[]string{k1 + " alice@laptop"}, 1, true},
+		{strings.Fields(k1 + " alice@laptop"), 1, true},    // split by the shell
+		{strings.Fields(k1 + " a b " + k2 + " c"), 2, true}, // two keys with comments
+		{[]string{k1, k2}, 2, true},
+		{[]string{"not-a-key"}, 0, false},
+		{[]string{"ssh-ed25519", "AAAAnotbase64!"}, 0, false},
+	}
+	for _, tt := range tests {
+		keys, err := parseKeyArgs(tt.args)
+		if (err == nil) != tt.ok || len(keys) != tt.n {
+			t.Errorf("parseKeyArgs(%q) = %d keys, %v; want %d ok=%v", tt.args, len(keys), err, tt.n, tt.ok)
+		}
+	}
+}
