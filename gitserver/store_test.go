@@ -135,7 +135,7 @@ func TestParseKeyArgs(t *testing.T) {
 	}{
 		{[]string{k1}, 1, true},
 		{[]string{k1 + " alice@laptop"}, 1, true},
-		{strings.Fields(k1 + " alice@laptop"), 1, true},    // split by the shell
+		{strings.Fields(k1 + " alice@laptop"), 1, true},     // split by the shell
 		{strings.Fields(k1 + " a b " + k2 + " c"), 2, true}, // two keys with comments
 		{[]string{k1, k2}, 2, true},
 		{[]string{"not-a-key"}, 0, false},
