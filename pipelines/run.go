@@ -206,14 +206,39 @@ func (s *runStore) create(r *Run) error {
 	return s.save(r)
 }
 
-// save writes the run's state durably.
+// save writes the run's state durably: a run accepted (queued) or ended
+// survives a crash of the whole machine.
 func (s *runStore) save(r *Run) error {
+	return s.write(r, true)
+}
+
+// saveProgress records a change along the way (started, stage started):
+// atomically, so a crashed server finds the latest state, but without
+// waiting for the disk: a machine crash also ends the processes it tracks,
+// and the queued state written before is enough to account for the run.
+func (s *runStore) saveProgress(r *Run) error {
+	return s.write(r, false)
+}
+
+func (s *runStore) write(r *Run, durable bool) error {
 	dir := s.dir(r.Repo, r.Pipeline, r.Number)
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, "run.json"), b)
+	path := filepath.Join(dir, "run.json")
+	if durable {
+		return writeFileAtomic(path, b)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }
 
 func (s *runStore) load(repo, pipeline string, n int) (*Run, error) {

@@ -90,6 +90,8 @@ type liveRun struct {
 	// pushed is when the push that caused it was received, for the
 	// push-to-first-stage latency.
 	pushed time.Time
+	// spec is the pipeline file at the run's commit if already parsed.
+	spec *Spec
 }
 
 type runnerMetrics struct {
@@ -218,6 +220,11 @@ type Request struct {
 	RetryOf        int
 	Inputs         []InputArtifact
 	WaitFor        []string
+	// Subject is the commit's subject, when the caller has read it.
+	Subject string
+	// spec is the pipeline file at Commit, when the caller has parsed
+	// it already (a push's trigger): the run need not read it again.
+	spec *Spec
 	// Pushed is when the triggering push arrived (zero if none).
 	Pushed time.Time
 }
@@ -234,7 +241,10 @@ func (r *Runner) Enqueue(ctx context.Context, req Request) (*Run, error) {
 	if run.Kind == "" {
 		run.Kind = Build
 	}
-	run.Subject = gitReader{gitDir: r.cfg.Repos.Path(req.Repo)}.subject(ctx, req.Commit)
+	run.Subject = req.Subject
+	if run.Subject == "" {
+		run.Subject = gitReader{gitDir: r.cfg.Repos.Path(req.Repo)}.subject(ctx, req.Commit)
+	}
 	if err := r.store.create(run); err != nil {
 		return nil, fmt.Errorf("enqueue %s %s: %w", req.Repo, req.Pipeline, err)
 	}
@@ -257,7 +267,7 @@ func (r *Runner) Enqueue(ctx context.Context, req Request) (*Run, error) {
 		}
 		r.queue = kept
 	}
-	r.push(&liveRun{run: run, bell: newBell(), pushed: req.Pushed})
+	r.push(&liveRun{run: run, bell: newBell(), pushed: req.Pushed, spec: req.spec})
 	r.mu.Unlock()
 	for _, q := range superseded {
 		r.endUnstarted(q, Superseded, fmt.Sprintf("superseded by #%d (artifact %s)", run.Number, short(run.Artifact)))
@@ -345,7 +355,7 @@ func (r *Runner) update(lr *liveRun, f func(run *Run)) {
 	f(lr.run)
 	snapshot := copyRun(lr.run)
 	r.mu.Unlock()
-	if err := r.store.save(snapshot); err != nil {
+	if err := r.store.saveProgress(snapshot); err != nil {
 		r.log.WithError(err).WithField("run", snapshot.ID()).Error("save run state")
 	}
 	lr.bell.ring()
@@ -477,9 +487,12 @@ func (r *Runner) specAt(ctx context.Context, repo, pipeline, commit string) (*Sp
 }
 
 func (r *Runner) buildPlan(ctx context.Context, lr *liveRun, run *Run) (*plan, error) {
-	spec, err := r.specAt(ctx, run.Repo, run.Pipeline, run.Commit)
-	if err != nil {
-		return nil, err
+	spec := lr.spec
+	if spec == nil {
+		var err error
+		if spec, err = r.specAt(ctx, run.Repo, run.Pipeline, run.Commit); err != nil {
+			return nil, err
+		}
 	}
 	inputs, err := r.resolveInputs(ctx, run, spec)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -39,78 +40,110 @@ func (g gitReader) output(ctx context.Context, args ...string) ([]byte, error) {
 }
 
 // pipelineFiles returns the files under .refline/pipelines/ at commit, by
-// path. Only regular files directly in that directory count.
+// path. Only regular .yml/.yaml files directly in that directory count
+// (a README may live beside them).
 func (g gitReader) pipelineFiles(ctx context.Context, commit string) (map[string][]byte, error) {
-	out, err := g.output(ctx, "ls-tree", "-z", "--full-tree", commit, "--", Dir)
-	if err != nil {
-		return nil, err
-	}
-	type entry struct{ path, id string }
-	var ents []entry
-	for _, rec := range bytes.Split(out, []byte{0}) {
-		if len(rec) == 0 {
-			continue
-		}
-		// "<mode> SP <type> SP <object> TAB <file>"
-		meta, path, ok := bytes.Cut(rec, []byte{'\t'})
-		f := strings.Fields(string(meta))
-		if !ok || len(f) != 3 || f[1] != "blob" {
-			continue
-		}
-		// Other files (a README, a .keep) may live beside the pipelines.
-		if !bytes.HasSuffix(path, []byte(".yml")) && !bytes.HasSuffix(path, []byte(".yaml")) {
-			continue
-		}
-		ents = append(ents, entry{string(path), f[2]})
-	}
-	files := make(map[string][]byte, len(ents))
-	if len(ents) == 0 {
-		return files, nil
-	}
-	var in bytes.Buffer
-	for _, e := range ents {
-		in.WriteString(e.id + "\n")
-	}
+	_, files, err := g.read(ctx, commit)
+	return files, err
+}
+
+// read returns commit's subject and its pipeline files, with a single
+// `git cat-file --batch` process: this is on the path of every push.
+func (g gitReader) read(ctx context.Context, commit string) (subject string, files map[string][]byte, err error) {
 	cmd := g.cmd(ctx, "cat-file", "--batch")
-	cmd.Stdin = &in
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return "", nil, err
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return "", nil, fmt.Errorf("git cat-file: %w", err)
 	}
+	defer func() {
+		stdin.Close()
+		if werr := cmd.Wait(); werr != nil && err == nil {
+			err = fmt.Errorf("git cat-file: %w: %s", werr, strings.TrimSpace(stderr.String()))
+		}
+	}()
 	br := bufio.NewReader(stdout)
-	for _, e := range ents {
+	// ask sends one request and reads the object's type and content; a
+	// missing object is ("", nil, nil). Content beyond limit is dropped.
+	ask := func(req string, limit int64) (string, []byte, error) {
+		if _, err := io.WriteString(stdin, req+"\n"); err != nil {
+			return "", nil, err
+		}
 		hdr, err := br.ReadString('\n')
 		if err != nil {
-			cmd.Wait()
-			return nil, fmt.Errorf("read %s: %w", e.path, err)
+			return "", nil, fmt.Errorf("read %s: %w", req, err)
 		}
 		f := strings.Fields(hdr)
-		if len(f) != 3 {
-			cmd.Wait()
-			return nil, fmt.Errorf("read %s: %s", e.path, strings.TrimSpace(hdr))
+		if len(f) == 2 && f[1] == "missing" {
+			return "", nil, nil
 		}
-		size, _ := strconv.ParseInt(f[2], 10, 64)
-		// Oversized files are reported by the parser; read only enough
-		// to know they are too large.
-		keep := min(size, MaxFileSize+1)
+		if len(f) != 3 {
+			return "", nil, fmt.Errorf("read %s: %s", req, strings.TrimSpace(hdr))
+		}
+		size, err := strconv.ParseInt(f[2], 10, 64)
+		if err != nil {
+			return "", nil, fmt.Errorf("read %s: %s", req, strings.TrimSpace(hdr))
+		}
+		keep := min(size, limit)
 		data := make([]byte, keep)
 		if _, err := io.ReadFull(br, data); err != nil {
-			cmd.Wait()
-			return nil, err
+			return "", nil, err
 		}
-		if _, err := io.CopyN(io.Discard, br, size-keep+1); err != nil { // rest + LF
-			cmd.Wait()
-			return nil, err
+		if _, err := io.CopyN(io.Discard, br, size-keep+1); err != nil { // the rest + LF
+			return "", nil, err
 		}
-		files[e.path] = data
+		return f[1], data, nil
 	}
-	if err := cmd.Wait(); err != nil {
-		return nil, fmt.Errorf("git cat-file: %w", err)
+
+	typ, data, err := ask(commit+"^{commit}", 1<<20)
+	if err != nil {
+		return "", nil, err
 	}
-	return files, nil
+	if typ != "commit" {
+		return "", nil, fmt.Errorf("%s is not a commit", commit)
+	}
+	if _, msg, ok := bytes.Cut(data, []byte("\n\n")); ok {
+		subject, _, _ = strings.Cut(string(msg), "\n")
+	}
+	files = map[string][]byte{}
+	typ, tree, err := ask(commit+"^{commit}:"+strings.TrimSuffix(Dir, "/"), 1<<20)
+	if err != nil || typ != "tree" {
+		return subject, files, err
+	}
+	hashLen := 20
+	if len(strings.TrimSpace(commit)) == 64 {
+		hashLen = 32
+	}
+	// Tree entries are "MODE NAME\0" and the raw object id.
+	for len(tree) > 0 {
+		sp := bytes.IndexByte(tree, ' ')
+		nul := bytes.IndexByte(tree, 0)
+		if sp < 0 || nul < sp || len(tree) < nul+1+hashLen {
+			return subject, nil, fmt.Errorf("malformed tree %s", Dir)
+		}
+		mode, name := string(tree[:sp]), string(tree[sp+1:nul])
+		id := hex.EncodeToString(tree[nul+1 : nul+1+hashLen])
+		tree = tree[nul+1+hashLen:]
+		if (mode != "100644" && mode != "100755") || !(strings.HasSuffix(name, ".yml") || strings.HasSuffix(name, ".yaml")) {
+			continue
+		}
+		// Oversized files are reported by the parser; read only enough
+		// to know they are too large.
+		_, blob, err := ask(id, MaxFileSize+1)
+		if err != nil {
+			return subject, nil, err
+		}
+		files[Dir+name] = blob
+	}
+	return subject, files, nil
 }
 
 // changedPaths lists the paths that differ between two commits; from the

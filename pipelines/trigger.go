@@ -57,7 +57,7 @@ func (r *Runner) OnPush(ctx context.Context, p Push) ([]*Run, error) {
 		return nil, nil
 	}
 	git := gitReader{gitDir: p.GitDir}
-	files, err := git.pipelineFiles(ctx, p.New)
+	subject, files, err := git.read(ctx, p.New)
 	if err != nil || len(files) == 0 {
 		return nil, err
 	}
@@ -88,6 +88,7 @@ func (r *Runner) OnPush(ctx context.Context, p Push) ([]*Run, error) {
 		run, err := r.Enqueue(ctx, Request{
 			Repo: p.Repo, Pipeline: s.Name, Kind: Build, Commit: p.New, Branch: branch,
 			Trigger: "push by " + p.User, User: p.User, Pushed: p.Received, WaitFor: localInputs(s, p.Repo),
+			Subject: subject, spec: s,
 		})
 		if err != nil {
 			return runs, err
