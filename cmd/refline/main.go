@@ -14,6 +14,8 @@ import (
 const usage = `usage:
   refline serve [flags]            run the server (refline serve --help for flags)
   refline hook --socket S NAME...  the program git runs as a hook (internal)
+  refline secrets COMMAND ENV ...  edit a clone's encrypted secrets (refline secrets help)
+  refline keys rotate-age|retire-age --data DIR ...  rotate the server's age key (offline)
 `
 
 func main() {
@@ -32,6 +34,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return serve(ctx, args[1:], stderr)
 	case "hook":
 		return hook(args[1:], stdin, stderr)
+	case "secrets":
+		return secretsCmd(args[1:], stdin, stdout, stderr)
+	case "keys":
+		return keysCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

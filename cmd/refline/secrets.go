@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/refline/refline/keyring"
+	"github.com/refline/refline/secrets"
+)
+
+const secretsUsage = `usage: refline secrets COMMAND [flags] ENV [ARGS]
+
+Run in a clone. Decrypts .refline/secrets/ENV.age with your identity and
+encrypts it to the server's recipients (.refline/server-recipients, fetched
+with ssh HOST keys through origin when missing) and .refline/recipients.
+
+  set ENV KEY=VALUE...    set variables (values given here land in shell history)
+  set ENV KEY             set KEY to what stdin holds (one final newline dropped)
+  get ENV KEY             print KEY's value
+  unset ENV KEY...        remove variables
+  list ENV                print the keys, never the values
+  edit ENV                edit the decrypted file with $EDITOR (default vi)
+  reencrypt ENV...|--all  encrypt again to the current recipients
+
+flags:
+  --identity FILE  age identity file or OpenSSH private key to decrypt with
+                   (default: ~/.ssh/id_ed25519 and ~/.ssh/id_rsa, whichever exist)
+  --refresh        ask the server for its recipients again (after a key rotation)
+  --all            reencrypt: every secrets file of the clone
+`
+
+// secretsCmd parses `refline secrets` arguments; secrets.CLI does the work.
+func secretsCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(stderr, secretsUsage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("refline secrets "+sub, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	identity := fs.String("identity", "", "")
+	refresh := fs.Bool("refresh", false, "")
+	all := fs.Bool("all", false, "")
+	pos, err := parseInterspersed(fs, args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stderr, secretsUsage)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "refline secrets %s: %v\n%s", sub, err, secretsUsage)
+		return 2
+	}
+	var want string // the command's usage
+	var fits bool   // whether the arguments fit it
+	switch sub {
+	case "set":
+		want, fits = "set ENV KEY=VALUE... | set ENV KEY < value", len(pos) >= 2
+	case "get":
+		want, fits = "get ENV KEY", len(pos) == 2
+	case "unset":
+		want, fits = "unset ENV KEY...", len(pos) >= 2
+	case "list", "edit":
+		want, fits = sub+" ENV", len(pos) == 1
+	case "reencrypt":
+		want, fits = "reencrypt ENV... | reencrypt --all", *all != (len(pos) > 0)
+	default:
+		fmt.Fprintf(stderr, "refline secrets: unknown command %q\n%s", sub, secretsUsage)
+		return 2
+	}
+	if *all && sub != "reencrypt" {
+		want, fits = want+" (--all is only for reencrypt)", false
+	}
+	if !fits {
+		fmt.Fprintf(stderr, "refline secrets %s: usage: refline secrets %s\n", sub, want)
+		return 2
+	}
+
+	ctx := context.Background()
+	cli, err := secrets.New(ctx, secrets.Config{
+		Dir: ".", Identity: *identity, Refresh: *refresh,
+		Stdin: stdin, Stdout: stdout, Stderr: stderr,
+	})
+	if err == nil {
+		switch sub {
+		case "set":
+			err = cli.Set(ctx, pos[0], pos[1:]...)
+		case "get":
+			err = cli.Get(ctx, pos[0], pos[1])
+		case "unset":
+			err = cli.Unset(ctx, pos[0], pos[1:]...)
+		case "list":
+			err = cli.List(ctx, pos[0])
+		case "edit":
+			err = cli.Edit(ctx, pos[0])
+		case "reencrypt":
+			if *all {
+				err = cli.ReencryptAll(ctx)
+			} else {
+				err = cli.Reencrypt(ctx, pos...)
+			}
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "refline secrets %s: %v\n", sub, err)
+		return 1
+	}
+	return 0
+}
+
+// parseInterspersed parses flags anywhere among the positional arguments,
+// as git does (`refline secrets get prod KEY --identity F`); "--" ends the
+// flags.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+const keysUsage = `usage:
+  refline keys rotate-age [--data DIR]            add a new age identity beside the active ones
+  refline keys retire-age [--data DIR] RECIPIENT  remove the identity of an age1… recipient
+
+These work offline on the server's data directory (default ./refline-data, or
+$REFLINE_DATA). A running server keeps the identities it started with: restart
+it after either command.
+`
+
+// keysCmd runs the offline age key rotation commands.
+func keysCmd(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(stderr, keysUsage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("refline keys "+sub, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	defData := "./refline-data"
+	if v := os.Getenv("REFLINE_DATA"); v != "" {
+		defData = v
+	}
+	data := fs.String("data", defData, "")
+	pos, err := parseInterspersed(fs, args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stderr, keysUsage)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "refline keys %s: %v\n%s", sub, err, keysUsage)
+		return 2
+	}
+	switch {
+	case sub == "rotate-age" && len(pos) == 0, sub == "retire-age" && len(pos) == 1:
+	case sub == "rotate-age" || sub == "retire-age":
+		fmt.Fprintf(stderr, "refline keys %s: wrong number of arguments\n%s", sub, keysUsage)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "refline keys: unknown command %q\n%s", sub, keysUsage)
+		return 2
+	}
+	k, err := keyring.LoadAge(filepath.Join(*data, "keys"))
+	if err != nil {
+		fmt.Fprintf(stderr, "refline keys %s: %v\n", sub, err)
+		return 1
+	}
+	if sub == "rotate-age" {
+		old := k.AgeRecipients()
+		id, err := k.RotateAge()
+		if err != nil {
+			fmt.Fprintf(stderr, "refline keys rotate-age: %v\n", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, id.Recipient())
+		fmt.Fprintf(stderr, "added age recipient %s; %d identities are active.\n"+
+			"Next: restart the server, so that it decrypts with every one and `ssh HOST keys` lists them;\n"+
+			"in each repository run refline secrets reencrypt --refresh --all, commit and push;\n"+
+			"then retire the old key(s): refline keys retire-age --data %s %s, and restart again.\n",
+			id.Recipient(), len(k.Age), *data, old[len(old)-1])
+		return 0
+	}
+	if err := k.RetireAge(pos[0]); err != nil {
+		fmt.Fprintf(stderr, "refline keys retire-age: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "retired age recipient %s; %d identities are active. Restart the server to stop using it:\n"+
+		"secrets files encrypted only to it can then no longer be deployed.\n", pos[0], len(k.Age))
+	return 0
+}

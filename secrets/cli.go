@@ -1,0 +1,784 @@
+package secrets
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"syscall"
+
+	"filippo.io/age"
+)
+
+// Config wires a CLI. Only Dir is required: the rest defaults to the
+// process's own environment, and tests replace it.
+type Config struct {
+	// Dir is a directory inside the clone to work in.
+	Dir string
+	// Identity is the file given with --identity: an age identity file or
+	// an unencrypted OpenSSH private key. "" means ~/.ssh/id_ed25519 and
+	// ~/.ssh/id_rsa, whichever exist.
+	Identity string
+	// Home is the directory holding .ssh/; default os.UserHomeDir.
+	Home string
+	// Refresh asks the server for its recipients even when
+	// ServerRecipientsFile exists.
+	Refresh bool
+
+	Getenv func(string) string // default os.Getenv
+	Stdin  io.Reader           // default os.Stdin
+	Stdout io.Writer           // values and keys; default os.Stdout
+	Stderr io.Writer           // everything else; default os.Stderr
+
+	// FetchKeys returns what `ssh HOST keys` prints, and that command line
+	// for messages. Default: OriginKeys.
+	FetchKeys func(ctx context.Context) (out []byte, source string, err error)
+	// Editor runs the user's editor on path and returns when it exits.
+	// Default: $EDITOR (vi when unset) through sh -c, as git runs it.
+	Editor func(ctx context.Context, path string) error
+	// Confirm asks a yes-or-no question. Default: ask on the terminal when
+	// Stdin is one; otherwise the answer is no.
+	Confirm func(question string) bool
+	// TempDirs are the directories, best first, where edit may put the
+	// plaintext while the editor runs; they should be memory-backed.
+	// Default: $XDG_RUNTIME_DIR, /dev/shm. When none is usable, edit
+	// falls back to os.TempDir with a warning.
+	TempDirs []string
+}
+
+// CLI runs the `refline secrets` commands in a clone (SPEC §8): it decrypts
+// .refline/secrets/ENV.age with the user's identity and encrypts it to the
+// server's recipients plus .refline/recipients.
+//
+// A command rewrites a secrets file only when its plaintext or its set of
+// recipients changed, since age output is random and every rewrite is a
+// diff; reencrypt always rewrites. Files are written atomically, and the
+// plaintext reaches the disk only while edit's editor runs, in a private
+// directory that is removed afterwards.
+type CLI struct {
+	cfg  Config
+	root string // the clone's top-level directory
+
+	ids    identitySet
+	idErr  error
+	idDone bool
+
+	recips *recipientSet
+}
+
+// New returns a CLI for the clone holding cfg.Dir.
+func New(ctx context.Context, cfg Config) (*CLI, error) {
+	if cfg.Getenv == nil {
+		cfg.Getenv = os.Getenv
+	}
+	if cfg.Stdin == nil {
+		cfg.Stdin = os.Stdin
+	}
+	if cfg.Stdout == nil {
+		cfg.Stdout = os.Stdout
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = os.Stderr
+	}
+	if cfg.Home == "" {
+		cfg.Home, _ = os.UserHomeDir()
+	}
+	out, err := gitOutput(ctx, cfg.Dir, "rev-parse", "--show-toplevel")
+	if err != nil {
+		return nil, fmt.Errorf("run it inside a clone of the repository (%v)", err)
+	}
+	c := &CLI{cfg: cfg, root: strings.TrimSpace(out)}
+	if c.cfg.FetchKeys == nil {
+		c.cfg.FetchKeys = OriginKeys(c.root, cfg.Getenv, cfg.Stderr)
+	}
+	if c.cfg.Editor == nil {
+		c.cfg.Editor = c.runEditor
+	}
+	return c, nil
+}
+
+// Set sets variables in env's secrets file, creating it when missing.
+// args are KEY=VALUE pairs, or a single KEY whose value is read from stdin
+// (for multi-line values, and to keep values out of shell history); one
+// trailing newline of stdin is dropped.
+func (c *CLI) Set(ctx context.Context, env string, args ...string) error {
+	if !ValidEnv(env) {
+		return envError(env)
+	}
+	vars, err := c.assignments(args)
+	if err != nil {
+		return err
+	}
+	f, err := c.open(env, false)
+	if err != nil {
+		return err
+	}
+	if _, err := f.vars(); err != nil {
+		return err
+	}
+	body := f.body
+	for _, v := range vars {
+		if body, err = setVar(body, v.Key, v.Value); err != nil {
+			return err
+		}
+	}
+	return c.store(ctx, f, body, false)
+}
+
+// assignments parses Set's arguments.
+func (c *CLI) assignments(args []string) ([]Var, error) {
+	if len(args) == 0 {
+		return nil, errors.New("set needs KEY=VALUE arguments, or one KEY to read its value from stdin")
+	}
+	if len(args) == 1 && !strings.Contains(args[0], "=") {
+		key := args[0]
+		if !ValidKey(key) {
+			return nil, keyError(key)
+		}
+		if isTerminal(c.cfg.Stdin) {
+			fmt.Fprintf(c.cfg.Stderr, "Enter the value of %s, then press Ctrl-D:\n", key)
+		}
+		data, err := readLimited(c.cfg.Stdin, "the value on stdin")
+		if err != nil {
+			return nil, fmt.Errorf("read the value of %s: %w", key, err)
+		}
+		val := string(data)
+		if v, ok := strings.CutSuffix(val, "\r\n"); ok {
+			val = v
+		} else {
+			val = strings.TrimSuffix(val, "\n")
+		}
+		if strings.IndexByte(val, 0) >= 0 {
+			return nil, fmt.Errorf("the value of %s contains a NUL byte, which environment variables cannot hold", key)
+		}
+		return []Var{{Key: key, Value: val}}, nil
+	}
+	// Errors name arguments by position: a malformed one may be a value.
+	var vars []Var
+	for i, a := range args {
+		key, val, ok := strings.Cut(a, "=")
+		if !ok {
+			return nil, fmt.Errorf("assignment %d of %d is not KEY=VALUE (give a single KEY alone to read its value from stdin)", i+1, len(args))
+		}
+		if !ValidKey(key) {
+			return nil, fmt.Errorf("assignment %d of %d: invalid key: keys are letters, digits and _, and do not start with a digit", i+1, len(args))
+		}
+		if slices.ContainsFunc(vars, func(v Var) bool { return v.Key == key }) {
+			return nil, fmt.Errorf("%s is given twice", key)
+		}
+		vars = append(vars, Var{Key: key, Value: val})
+	}
+	return vars, nil
+}
+
+func keyError(key string) error {
+	return fmt.Errorf("invalid key %q: keys are letters, digits and _, and do not start with a digit", key)
+}
+
+// Get prints the value of key in env's secrets file, followed by a newline.
+func (c *CLI) Get(ctx context.Context, env, key string) error {
+	f, err := c.open(env, true)
+	if err != nil {
+		return err
+	}
+	vars, err := f.vars()
+	if err != nil {
+		return err
+	}
+	for _, v := range vars {
+		if v.Key == key {
+			_, err := fmt.Fprintln(c.cfg.Stdout, v.Value)
+			return err
+		}
+	}
+	return fmt.Errorf("%s is not set in %s (refline secrets list %s shows the keys)", key, f.rel, env)
+}
+
+// List prints the keys of env's secrets file, one a line, in file order.
+// It never prints values.
+func (c *CLI) List(ctx context.Context, env string) error {
+	f, err := c.open(env, true)
+	if err != nil {
+		return err
+	}
+	vars, err := f.vars()
+	if err != nil {
+		return err
+	}
+	for _, v := range vars {
+		fmt.Fprintln(c.cfg.Stdout, v.Key)
+	}
+	return nil
+}
+
+// Unset removes keys from env's secrets file. A key that is not set is an
+// error, and then nothing changes.
+func (c *CLI) Unset(ctx context.Context, env string, keys ...string) error {
+	if len(keys) == 0 {
+		return errors.New("unset needs the keys to remove")
+	}
+	f, err := c.open(env, true)
+	if err != nil {
+		return err
+	}
+	if _, err := f.vars(); err != nil {
+		return err
+	}
+	body, err := unsetVars(f.body, keys)
+	if err != nil {
+		return fmt.Errorf("%w in %s; nothing was changed", err, f.rel)
+	}
+	return c.store(ctx, f, body, false)
+}
+
+// Reencrypt encrypts each env's secrets file again to the current
+// recipients, whether or not they changed.
+func (c *CLI) Reencrypt(ctx context.Context, envs ...string) error {
+	if len(envs) == 0 {
+		return errors.New("reencrypt needs an environment, or --all")
+	}
+	for _, env := range envs {
+		f, err := c.open(env, true)
+		if err != nil {
+			return err
+		}
+		if err := c.store(ctx, f, f.body, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReencryptAll re-encrypts every secrets file of the clone.
+func (c *CLI) ReencryptAll(ctx context.Context) error {
+	if _, err := c.recipients(ctx); err != nil {
+		return err
+	}
+	paths, err := filepath.Glob(filepath.Join(c.root, Dir, "*"+Ext))
+	if err != nil {
+		return err
+	}
+	var envs []string
+	for _, p := range paths {
+		env := strings.TrimSuffix(filepath.Base(p), Ext)
+		if !ValidEnv(env) {
+			fmt.Fprintf(c.cfg.Stderr, "warning: skipping %s%s: %v\n", Dir, filepath.Base(p), envError(env))
+			continue
+		}
+		envs = append(envs, env)
+	}
+	if len(envs) == 0 {
+		fmt.Fprintf(c.cfg.Stderr, "no secrets files in %s\n", Dir)
+		return nil
+	}
+	return c.Reencrypt(ctx, envs...)
+}
+
+// Edit opens env's secrets file, decrypted, in the user's editor, and
+// encrypts the result. The plaintext lives, while the editor runs, in a
+// fresh private directory, memory-backed where possible, which is removed
+// afterwards whatever happens, with any swap or backup files the editor
+// left in it. A result that is not valid dotenv re-opens the editor when the
+// user agrees, and otherwise changes nothing.
+func (c *CLI) Edit(ctx context.Context, env string) (err error) {
+	f, err := c.open(env, false)
+	if err != nil {
+		return err
+	}
+	// Resolve the recipients first: an unreachable server must not cost
+	// the user their edit.
+	if _, err := c.recipients(ctx); err != nil {
+		return err
+	}
+	dir, err := c.editDir()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if rerr := os.RemoveAll(dir); rerr != nil && err == nil {
+			err = fmt.Errorf("remove the plaintext copy in %s: %w", dir, rerr)
+		}
+	}()
+	path := filepath.Join(dir, env+".env")
+	if err := os.WriteFile(path, f.body, 0o600); err != nil {
+		return fmt.Errorf("write the plaintext copy: %w", err)
+	}
+
+	// Until the editor is done, a termination signal stops the editor
+	// rather than this process, so that the plaintext is still removed.
+	// An interrupt (Ctrl-C) is left to the editor, which gets it too.
+	ectx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	var terminated atomic.Bool
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				if s != os.Interrupt {
+					terminated.Store(true)
+					cancel()
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+
+	var edited []byte
+	for {
+		err := c.cfg.Editor(ectx, path)
+		switch {
+		case terminated.Load():
+			return errors.New("terminated while editing; nothing was changed")
+		case err != nil:
+			return fmt.Errorf("the editor failed: %w; nothing was changed", err)
+		}
+		fh, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("read the edited file: %w; nothing was changed", err)
+		}
+		edited, err = readLimited(fh, "the edited file")
+		fh.Close()
+		if err != nil {
+			return fmt.Errorf("%w; nothing was changed", err)
+		}
+		_, perr := ParseDotenv(edited)
+		if perr == nil {
+			break
+		}
+		if !c.confirm(fmt.Sprintf("%s: %v\nEdit again? (no discards your changes) [Y/n]", f.rel, perr)) {
+			return fmt.Errorf("%s: %w; nothing was changed", f.rel, perr)
+		}
+	}
+	if !f.exists && len(bytes.TrimSpace(edited)) == 0 {
+		fmt.Fprintf(c.cfg.Stderr, "nothing to save; %s was not created\n", f.rel)
+		return nil
+	}
+	return c.store(ctx, f, edited, false)
+}
+
+// editDir makes the private directory edit puts the plaintext in.
+func (c *CLI) editDir() (string, error) {
+	cands := c.cfg.TempDirs
+	if cands == nil {
+		cands = []string{c.cfg.Getenv("XDG_RUNTIME_DIR"), "/dev/shm"}
+	}
+	for _, base := range cands {
+		if base == "" {
+			continue
+		}
+		if fi, err := os.Stat(base); err != nil || !fi.IsDir() {
+			continue
+		}
+		if dir, err := os.MkdirTemp(base, "refline-secrets-"); err == nil {
+			return dir, nil
+		}
+	}
+	fmt.Fprintf(c.cfg.Stderr, "warning: no memory-backed directory ($XDG_RUNTIME_DIR, /dev/shm) is usable: "+
+		"the plaintext is written under %s while you edit, and removed afterwards\n", os.TempDir())
+	dir, err := os.MkdirTemp("", "refline-secrets-")
+	if err != nil {
+		return "", fmt.Errorf("make a private directory for the plaintext: %w", err)
+	}
+	return dir, nil
+}
+
+// runEditor is the default Config.Editor.
+func (c *CLI) runEditor(ctx context.Context, path string) error {
+	editor := c.cfg.Getenv("EDITOR")
+	if editor == "" {
+		editor = "vi"
+	}
+	cmd := exec.CommandContext(ctx, "sh", "-c", editor+` "$@"`, editor, path)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = c.cfg.Stdin, c.cfg.Stdout, c.cfg.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s: %w", editor, err)
+	}
+	return nil
+}
+
+func (c *CLI) confirm(question string) bool {
+	if c.cfg.Confirm != nil {
+		return c.cfg.Confirm(question)
+	}
+	if !isTerminal(c.cfg.Stdin) {
+		return false
+	}
+	fmt.Fprint(c.cfg.Stderr, question+" ")
+	line, _ := bufio.NewReader(c.cfg.Stdin).ReadString('\n')
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "", "y", "yes":
+		return true
+	}
+	return false
+}
+
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// secretsFile is one environment's secrets file as found in the clone.
+type secretsFile struct {
+	env     string
+	path    string // absolute
+	rel     string // from the clone's root, for messages
+	exists  bool
+	armored []byte // the file as it is
+	marker  string // the recipient-set hash it records; "" if none
+	body    []byte // the plaintext after the marker
+}
+
+// open reads and decrypts env's secrets file. A missing file is an error
+// when mustExist, else it reads as empty.
+func (c *CLI) open(env string, mustExist bool) (*secretsFile, error) {
+	if !ValidEnv(env) {
+		return nil, envError(env)
+	}
+	f := &secretsFile{env: env, rel: FilePath(env), path: filepath.Join(c.root, FilePath(env))}
+	fh, err := os.Open(f.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if mustExist {
+			return nil, fmt.Errorf("%s does not exist: create it with refline secrets set %s KEY=VALUE, or refline secrets edit %s", f.rel, env, env)
+		}
+		return f, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	data, err := readLimited(fh, f.rel)
+	fh.Close()
+	if err != nil {
+		return nil, err
+	}
+	f.exists, f.armored = true, data
+	plain, err := c.decrypt(f, data)
+	if err != nil {
+		return nil, err
+	}
+	f.marker, f.body = splitMarker(plain)
+	return f, nil
+}
+
+// vars parses the file's plaintext.
+func (f *secretsFile) vars() ([]Var, error) {
+	vars, err := ParseDotenv(f.body)
+	if err != nil {
+		return nil, fmt.Errorf("%s does not hold valid dotenv: %w; fix it with refline secrets edit %s", f.rel, err, f.env)
+	}
+	return vars, nil
+}
+
+func (c *CLI) decrypt(f *secretsFile, data []byte) ([]byte, error) {
+	ids, err := c.identities()
+	if err != nil {
+		return nil, fmt.Errorf("cannot decrypt %s: %w", f.rel, err)
+	}
+	plain, err := Decrypt(data, ids.ids...)
+	switch {
+	case err == nil:
+		return plain, nil
+	case errors.Is(err, ErrNoIdentity):
+		msg := fmt.Sprintf("cannot decrypt %s with %s: %v", f.rel, strings.Join(ids.used, ", "), err)
+		if len(ids.skipped) > 0 {
+			msg += " (skipped " + strings.Join(ids.skipped, "; ") + ")"
+		}
+		return nil, fmt.Errorf("%s: ask someone who can read it to add your public key to %s and run "+
+			"refline secrets reencrypt %s, or pass --identity FILE", msg, RecipientsFile, f.env)
+	case errors.Is(err, ErrNotArmored):
+		return nil, fmt.Errorf("%s is not an age-encrypted file", f.rel)
+	}
+	// age's own message may quote the damaged lines; keep them out.
+	return nil, fmt.Errorf("%s is damaged: it is not a valid age file (restore it with git checkout, or ask someone to write it again)", f.rel)
+}
+
+// store encrypts body as env's new plaintext and writes the file, unless
+// body and the recipient set are those of the file already (and !force).
+func (c *CLI) store(ctx context.Context, f *secretsFile, body []byte, force bool) error {
+	set, err := c.recipients(ctx)
+	if err != nil {
+		return err
+	}
+	if f.exists && !force && bytes.Equal(body, f.body) && f.marker == set.hash() && set.matchesHeader(f.armored) {
+		fmt.Fprintf(c.cfg.Stderr, "%s is unchanged\n", f.rel)
+		return nil
+	}
+	out, err := Encrypt(joinMarker(set.hash(), body), set.recipients...)
+	if err != nil {
+		return fmt.Errorf("encrypt %s: %w", f.rel, err)
+	}
+	if err := writeFileAtomic(f.path, out, 0o644); err != nil {
+		return err
+	}
+	n := 0
+	if vars, err := ParseDotenv(body); err == nil {
+		n = len(vars)
+	}
+	fmt.Fprintf(c.cfg.Stderr, "wrote %s: %d key(s), encrypted to %d recipient(s); commit it to publish the change\n", f.rel, n, len(set.recipients))
+	// Tell the user now, not when they next try to read it.
+	if ids, err := c.identities(); err == nil {
+		if _, err := Decrypt(out, ids.ids...); errors.Is(err, ErrNoIdentity) {
+			fmt.Fprintf(c.cfg.Stderr, "warning: %s is not a recipient of %s, so you cannot read it back: "+
+				"add your public key to %s and run refline secrets reencrypt %s\n", strings.Join(ids.used, ", "), f.rel, RecipientsFile, f.env)
+		}
+	}
+	return nil
+}
+
+// recipients resolves, once, the set to encrypt to: the server's recipients
+// from ServerRecipientsFile, fetched and cached there when it is missing or
+// empty or Refresh is set, plus every recipient of RecipientsFile.
+func (c *CLI) recipients(ctx context.Context) (*recipientSet, error) {
+	if c.recips != nil {
+		return c.recips, nil
+	}
+	serverPath := filepath.Join(c.root, ServerRecipientsFile)
+	cached, err := os.ReadFile(serverPath)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	var old recipientSet
+	if err := old.add(ServerRecipientsFile, cached); err != nil {
+		if !c.cfg.Refresh {
+			return nil, fmt.Errorf("%w (--refresh writes the file again from the server)", err)
+		}
+		old = recipientSet{} // about to be replaced
+	}
+	server := cached
+	if c.cfg.Refresh || len(old.keys) == 0 {
+		out, source, err := c.cfg.FetchKeys(ctx)
+		if err != nil {
+			return nil, err
+		}
+		recips, err := ServerRecipients(out)
+		if err != nil {
+			return nil, fmt.Errorf("`%s`: %w: is origin a refline server?", source, err)
+		}
+		server = FormatServerRecipients(recips)
+		var fresh recipientSet
+		if err := fresh.add(ServerRecipientsFile, server); err != nil {
+			return nil, err
+		}
+		if slices.Equal(fresh.keys, old.keys) {
+			server = cached // the same keys: keep the file as it is
+		} else {
+			if err := writeFileAtomic(serverPath, server, 0o644); err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(c.cfg.Stderr, "wrote %s: %d server recipient(s) from `%s`\n", ServerRecipientsFile, len(recips), source)
+		}
+	}
+
+	set := &recipientSet{}
+	if err := set.add(ServerRecipientsFile, server); err != nil {
+		return nil, err
+	}
+	people, err := os.ReadFile(filepath.Join(c.root, RecipientsFile))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	nserver := len(set.keys)
+	if err := set.add(RecipientsFile, people); err != nil {
+		return nil, err
+	}
+	if len(set.keys) == nserver {
+		fmt.Fprintf(c.cfg.Stderr, "warning: %s lists nobody, so only the server can decrypt the secrets: "+
+			"add the public keys (age1…, ssh-ed25519, ssh-rsa) of the people who may read them, one a line\n", RecipientsFile)
+	}
+	c.recips = set
+	return set, nil
+}
+
+// identitySet is what decrypts: the identities and the files they came
+// from, and the default keys that could not be used, with why.
+type identitySet struct {
+	ids     []age.Identity
+	used    []string
+	skipped []string
+}
+
+// identities loads, once, the user's identities.
+func (c *CLI) identities() (identitySet, error) {
+	if !c.idDone {
+		c.ids, c.idErr = resolveIdentities(c.cfg.Identity, c.cfg.Home)
+		c.idDone = true
+	}
+	return c.ids, c.idErr
+}
+
+// defaultKeys are the SSH keys tried, in order, without --identity.
+var defaultKeys = []string{"id_ed25519", "id_rsa"}
+
+// resolveIdentities loads the file given with --identity, else every one of
+// the default SSH keys in home/.ssh that exists and can be used.
+func resolveIdentities(file, home string) (identitySet, error) {
+	var s identitySet
+	if file != "" {
+		ids, err := LoadIdentityFile(file)
+		if err != nil {
+			return s, err
+		}
+		s.ids, s.used = ids, []string{file}
+		return s, nil
+	}
+	var problems []string
+	for _, name := range defaultKeys {
+		path := filepath.Join(home, ".ssh", name)
+		if _, err := os.Stat(path); err != nil {
+			continue
+		}
+		ids, err := LoadIdentityFile(path)
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		s.ids = append(s.ids, ids...)
+		s.used = append(s.used, path)
+	}
+	if len(s.ids) > 0 {
+		s.skipped = problems
+		return s, nil
+	}
+	hint := "pass --identity FILE (an age identity file from age-keygen, or an OpenSSH private key without a passphrase)"
+	if len(problems) > 0 {
+		return s, fmt.Errorf("%s; %s", strings.Join(problems, "; "), hint)
+	}
+	return s, fmt.Errorf("no identity to decrypt with: neither %s nor %s exists; %s",
+		filepath.Join(home, ".ssh", defaultKeys[0]), filepath.Join(home, ".ssh", defaultKeys[1]), hint)
+}
+
+// varSpan is a variable and the bytes of the normalized text that define
+// it: from the start of its first line to past its last line.
+type varSpan struct {
+	Var
+	start, end int
+}
+
+// dotenvSpans parses body as ParseDotenv does and returns where each
+// variable is, in the text ParseDotenv reads (byte order mark dropped, CRLF
+// as LF), which it also returns.
+func dotenvSpans(body []byte) ([]varSpan, string, error) {
+	if _, err := ParseDotenv(body); err != nil {
+		return nil, "", err
+	}
+	text := strings.ReplaceAll(string(bytes.TrimPrefix(body, []byte("\ufeff"))), "\r\n", "\n")
+	lineStart := []int{0}
+	for i := 0; i < len(text); i++ {
+		if text[i] == '\n' {
+			lineStart = append(lineStart, i+1)
+		}
+	}
+	p := dotenvParser{s: text, line: 1}
+	var spans []varSpan
+	for {
+		v, ok, err := p.next()
+		if err != nil {
+			return nil, "", err
+		}
+		if !ok {
+			return spans, text, nil
+		}
+		spans = append(spans, varSpan{Var: v, start: lineStart[v.Line-1], end: p.i})
+	}
+}
+
+// setVar sets key to value in the dotenv text body, in place when the key
+// is there (the rest of the text, comments included, stays as it is) and at
+// the end otherwise. It returns body itself when nothing changes.
+func setVar(body []byte, key, value string) ([]byte, error) {
+	spans, text, err := dotenvSpans(body)
+	if err != nil {
+		return nil, err
+	}
+	line := string(FormatDotenv([]Var{{Key: key, Value: value}}))
+	for _, s := range spans {
+		if s.Key == key {
+			if s.Value == value {
+				return body, nil
+			}
+			return []byte(text[:s.start] + line + text[s.end:]), nil
+		}
+	}
+	if text != "" && !strings.HasSuffix(text, "\n") {
+		text += "\n"
+	}
+	return []byte(text + line), nil
+}
+
+// unsetVars removes keys from the dotenv text body. Every key must be set.
+func unsetVars(body []byte, keys []string) ([]byte, error) {
+	spans, text, err := dotenvSpans(body)
+	if err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, k := range keys {
+		if !slices.ContainsFunc(spans, func(s varSpan) bool { return s.Key == k }) {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%s is not set", strings.Join(missing, ", "))
+	}
+	for i := len(spans) - 1; i >= 0; i-- {
+		if s := spans[i]; slices.Contains(keys, s.Key) {
+			text = text[:s.start] + text[s.end:]
+		}
+	}
+	return []byte(text), nil
+}
+
+// writeFileAtomic replaces path with data: it writes a temporary file in
+// the same directory and renames it over path, so that a reader (or a
+// crash) never sees half a file.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := tmp.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
