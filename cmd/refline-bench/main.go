@@ -81,9 +81,8 @@ for the same job, measured on the same machine in the same run, and is
 rewritten (alone) by the script named in it; the other sections are left as
 they are. Times are wall-clock medians of several runs, with the two
 contenders' runs alternating so that a warm cache or a noisy neighbour favours
-neither; memory is the peak resident set of the whole server side (the server
-process and every process it started), sampled from /proc. Everything runs on
-127.0.0.1.
+neither; memory is the peak resident set of the server side, sampled from
+/proc (each section says which processes count). Everything runs on 127.0.0.1.
 `
 
 // sectionMain replaces the section that starts with -heading (up to the next

@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -57,13 +56,14 @@ type op struct {
 type result struct {
 	times []time.Duration
 	peak  int64 // kB, max over runs
+	cpu   []time.Duration
 }
 
 func transportMain(args []string) error {
 	var c transportConfig
 	var rl, sshd server
 	fs := flag.NewFlagSet("transport", flag.ContinueOnError)
-	fs.IntVar(&c.runs, "runs", 5, "timed runs per operation and server")
+	fs.IntVar(&c.runs, "runs", 7, "timed runs per operation and server")
 	fs.StringVar(&c.src, "src", "", "the generated bare repository")
 	fs.StringVar(&c.work, "work", "", "scratch directory for clients")
 	fs.IntVar(&c.behind, "behind", 10, "commits the fetching clone is behind")
@@ -151,6 +151,7 @@ func transport(c transportConfig, servers []*server) error {
 	}
 	commits, _ := git(c.src, "rev-list", "--count", "refs/heads/master")
 	packKB, _ := git(c.src, "count-objects", "-v")
+	tags, _ := git(c.src, "for-each-ref", "--format=x", "refs/tags/")
 	fmt.Printf("repository: %s commits, %d objects, tip %s\n", commits, want, tip[:12])
 
 	// The fetching clone: the repository as it was c.behind commits ago,
@@ -199,7 +200,7 @@ func transport(c transportConfig, servers []*server) error {
 	pushName := func(n int) string { return fmt.Sprintf("push-%d", n) }
 	ops := []op{{
 		name: "ls-remote",
-		note: "`git ls-remote`: connection, authentication and the ref listing, no objects",
+		note: "`git ls-remote`: connection, authentication and the ref listing, no objects. This is the fixed cost of every git command; OpenSSH's includes forking and re-executing `sshd` and starting `git-shell` per connection, where refline serves the connection inside its running process",
 		prepare: func(s *server, n int) (string, []string, error) {
 			return c.work, []string{"ls-remote", s.url("medium")}, nil
 		},
@@ -266,16 +267,19 @@ func transport(c transportConfig, servers []*server) error {
 		},
 	}}
 
+	// Idle memory of the long-running process alone (refline serve, the
+	// sshd listener), before any connection of ours is around.
+	idle := map[string]int64{}
+	for _, s := range servers {
+		idle[s.name] = vmRSS(s.rootPID)
+	}
+	loadBefore := loadavg()
 	kex := map[string]string{}
 	for _, s := range servers {
 		if kex[s.name], err = negotiated(s.url("medium")); err != nil {
 			return err
 		}
 		fmt.Printf("%s: %s\n", s.name, kex[s.name])
-	}
-	idle := map[string]int64{}
-	for _, s := range servers {
-		idle[s.name] = treeRSS(s.rootPID, true, newProcTable())
 	}
 	results := map[string]map[string]*result{}
 	for _, o := range ops {
@@ -295,7 +299,7 @@ func transport(c transportConfig, servers []*server) error {
 				if err != nil {
 					return fmt.Errorf("%s on %s, run %d: prepare: %w", o.name, s.name, r, err)
 				}
-				d, peak, err := timeCommand(dir, args, s)
+				d, peak, cpu, err := timeCommand(dir, args, s)
 				if err != nil {
 					return fmt.Errorf("%s on %s, run %d: %w", o.name, s.name, r, err)
 				}
@@ -307,9 +311,10 @@ func transport(c transportConfig, servers []*server) error {
 					res := results[o.name][s.name]
 					res.times = append(res.times, d)
 					res.peak = max(res.peak, peak)
+					res.cpu = append(res.cpu, cpu)
 					label = fmt.Sprintf("run %d", r)
 				}
-				fmt.Printf("%-6s %-8s %-8s %8.3fs  peak RSS %s\n", o.name, s.name, label, d.Seconds(), mb(peak))
+				fmt.Printf("%-9s %-8s %-8s %8.3fs  server CPU %6.2fs  peak RSS %s\n", o.name, s.name, label, d.Seconds(), cpu.Seconds(), mb(peak))
 			}
 		}
 	}
@@ -323,8 +328,16 @@ func transport(c transportConfig, servers []*server) error {
 		fmt.Fprintf(&table, "| %s | %.3f s | %.3f s | %.2f | %s | %s |\n", o.name, ma.Seconds(), mb_.Seconds(),
 			ma.Seconds()/mb_.Seconds(), mb(a.peak), mb(b.peak))
 	}
+	var cpuTable bytes.Buffer
+	fmt.Fprintf(&cpuTable, "| operation | refline server CPU | OpenSSH server CPU |\n|---|---:|---:|\n")
+	for _, o := range ops {
+		fmt.Fprintf(&cpuTable, "| %s | %.2f s | %.2f s |\n", o.name,
+			median(results[o.name]["refline"].cpu).Seconds(), median(results[o.name]["OpenSSH"].cpu).Seconds())
+	}
 	fmt.Println()
 	os.Stdout.Write(table.Bytes())
+	fmt.Println()
+	os.Stdout.Write(cpuTable.Bytes())
 
 	if c.outFile == "" {
 		return nil
@@ -335,6 +348,8 @@ func transport(c transportConfig, servers []*server) error {
 	w("Serving git over SSH: refline (`refline serve`, Go SSH server running `git upload-pack`/`receive-pack`, hooks relayed to the server) against OpenSSH `sshd` with a user whose login shell is `git-shell` — the setup refline replaces. Both serve the same repository from the same disk to the same `git` client with the same ed25519 key, over 127.0.0.1, with protocol v2 (sshd is configured with `AcceptEnv GIT_PROTOCOL`).\n\n")
 	w("Written by `scripts/bench.sh` (`make bench`); run on %s with\n\n```\n%s\n```\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), c.command)
 	w("%s", table.String())
+	w("\nServer CPU time in the same runs (median; user + system from /proc/PID/stat, in %d ms ticks, summed over the processes counted for memory below, each from its first sample to its last, so a process's last moments and processes shorter than a sample are missed):\n\n", 1000/clockTicks)
+	w("%s", cpuTable.String())
 	w("\n- **Times**: wall-clock time of the client `git` command, median of %d runs per server after one warm-up run, refline and OpenSSH runs alternating (and which goes first alternating too). The client runs on the same machine, so each time includes the client's own work (`pack-objects` for push, `index-pack` for clone and fetch).\n", c.runs)
 	for _, o := range ops {
 		w("  - **%s**: %s.", o.name, o.note)
@@ -346,21 +361,25 @@ func transport(c transportConfig, servers []*server) error {
 		}
 		w("\n")
 	}
-	w("- **Peak RSS**: every 10 ms during each run, the VmRSS of every process of the server side, summed; the maximum over the timed runs. refline: the `refline serve` process and all its descendants (git, hooks). OpenSSH: the per-connection `sshd` processes and their descendants (`git-shell`, git); the listening `sshd` is not counted. Shared pages count once per process. Idle, before the runs: refline %s; the sshd listener %s.\n", mb(idle["refline"]), mb(idle["OpenSSH"]))
-	w("- **SSH**: what the client negotiated (`ssh -v`): refline %s; OpenSSH %s.\n", kex["refline"], kex["OpenSSH"])
+	w("- **Peak RSS**: every 10 ms during each run, the VmRSS of every process of the server side, summed; the maximum over the timed runs. refline: the `refline serve` process and all its descendants (git, hooks). OpenSSH: the per-connection `sshd` processes and their descendants (`git-shell`, git); the listening `sshd` is not counted. Shared pages count once per process, and a process that lives less than one interval can be missed (which makes the ls-remote row rough). So refline's column includes its own resident memory, idle %s before the runs, and OpenSSH's leaves out the listener's, idle %s.\n", mb(idle["refline"]), mb(idle["OpenSSH"]))
+	w("- **SSH**: what the client negotiated (`ssh -v`): refline %s; OpenSSH %s.", kex["refline"], kex["OpenSSH"])
+	if kexAlg(kex["refline"]) != kexAlg(kex["OpenSSH"]) {
+		w(" The key exchanges differ, which shows in every connection's setup time (compare ls-remote).")
+	}
+	w("\n")
 	w("- **Checked**: after every run the clone, the fetched clone or the pushed-to repository holds all %d objects (`git rev-list --all --objects`) and master at %s.\n", want, tip[:12])
-	w("\nRepository: generated by `refline-bench genrepo` (fixed seed): %s commits on master, 6 annotated tags, %d objects, %s packed; text files edited a few lines per commit and binary files edited or replaced.\n", commits, want, packSize(packKB))
+	w("\nRepository: generated by `refline-bench genrepo` (fixed seed): %s commits on master, %d annotated tags, %d objects, %s packed; text files edited a few lines per commit and binary files edited or replaced.\n", commits, strings.Count(tags, "x"), want, packSize(packKB))
 	w("\nRaw times (s):\n\n```\n")
 	for _, o := range ops {
 		for _, s := range servers {
-			w("%-6s %-8s", o.name, s.name)
+			w("%-9s %-8s", o.name, s.name)
 			for _, d := range results[o.name][s.name].times {
 				w(" %.3f", d.Seconds())
 			}
 			w("\n")
 		}
 	}
-	w("```\n\nMachine: %s\n", machine())
+	w("```\n\nMachine:\n\n%s- load average (1, 5, 15 min) before the runs %s, after them %s\n", machine(), loadBefore, loadavg())
 	return os.WriteFile(c.outFile, doc.Bytes(), 0o644)
 }
 
@@ -386,9 +405,9 @@ func median(ds []time.Duration) time.Duration {
 
 func mb(kb int64) string { return fmt.Sprintf("%.1f MiB", float64(kb)/1024) }
 
-// timeCommand runs git with args in dir and returns its wall time and the
-// server's peak RSS meanwhile.
-func timeCommand(dir string, args []string, s *server) (time.Duration, int64, error) {
+// timeCommand runs git with args in dir and returns its wall time and,
+// meanwhile, the server's peak RSS (kB) and CPU time.
+func timeCommand(dir string, args []string, s *server) (time.Duration, int64, time.Duration, error) {
 	// No single operation on this repository takes more than seconds; the
 	// bound keeps a wedged server from hanging the whole benchmark.
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -399,21 +418,27 @@ func timeCommand(dir string, args []string, s *server) (time.Duration, int64, er
 	cmd.Stderr = &stderr
 	cmd.Stdout = &stderr
 
+	sm := newSampler(s.rootPID, s.includeRoot)
+	sm.sample() // the baseline for processes that are already running
 	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var peak int64
-	wg.Add(1)
+	done := make(chan struct{})
 	go func() {
-		defer wg.Done()
-		pt := newProcTable()
+		defer close(done)
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			peak = max(peak, treeRSS(s.rootPID, s.includeRoot, pt))
 			select {
 			case <-stop:
+				// Follow the server side until its per-connection
+				// processes are gone (sshd's outlive the client a
+				// little), so that their last CPU time counts.
+				deadline := time.Now().Add(2 * time.Second)
+				for sm.sample() > 0 && time.Now().Before(deadline) {
+					<-tick.C
+				}
 				return
 			case <-tick.C:
+				sm.sample()
 			}
 		}
 	}()
@@ -421,11 +446,98 @@ func timeCommand(dir string, args []string, s *server) (time.Duration, int64, er
 	err := cmd.Run()
 	d := time.Since(start)
 	close(stop)
-	wg.Wait()
+	<-done
 	if err != nil {
-		return 0, 0, fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+		return 0, 0, 0, fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
-	return d, peak, nil
+	return d, sm.peak, sm.cpu(), nil
+}
+
+// sampler follows the process tree of a server from /proc: the peak of
+// the summed VmRSS, and each process's CPU time (utime + stime) as last
+// seen. A process's CPU time is counted from its first sample, so that
+// what a long-running server did before does not count, and up to its last
+// one: what a process does in its last 10 ms, or a process that lives less
+// than that, is missed. Children's times are not taken from their parents
+// (cutime), which would count them twice, and which sshd does not even
+// collect: its per-connection processes are reaped by init.
+type sampler struct {
+	root        int
+	includeRoot bool
+	pt          *procTable
+	peak        int64
+	first, last map[int]int64 // clock ticks by pid
+	samples     int
+}
+
+func newSampler(root int, includeRoot bool) *sampler {
+	return &sampler{root: root, includeRoot: includeRoot, pt: newProcTable(),
+		first: map[int]int64{}, last: map[int]int64{}}
+}
+
+// sample takes one sample and returns how many processes below the root
+// it saw.
+func (sm *sampler) sample() int {
+	children := sm.pt.refresh()
+	var pids []int
+	if sm.includeRoot {
+		pids = append(pids, sm.root)
+	}
+	below := 0
+	stack := slices.Clone(children[sm.root])
+	for len(stack) > 0 {
+		pid := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		pids = append(pids, pid)
+		below++
+		stack = append(stack, children[pid]...)
+	}
+	var rss int64
+	for _, pid := range pids {
+		rss += vmRSS(pid)
+		t, ok := cpuTicks(pid)
+		if !ok {
+			continue
+		}
+		if _, seen := sm.first[pid]; !seen {
+			if sm.samples == 0 {
+				sm.first[pid] = t
+			} else {
+				sm.first[pid] = 0 // born during the run
+			}
+		}
+		sm.last[pid] = t
+	}
+	sm.peak = max(sm.peak, rss)
+	sm.samples++
+	return below
+}
+
+func (sm *sampler) cpu() time.Duration {
+	var ticks int64
+	for pid, t := range sm.last {
+		ticks += t - sm.first[pid]
+	}
+	return time.Duration(ticks) * time.Second / clockTicks
+}
+
+// clockTicks is USER_HZ, the unit of the times in /proc/PID/stat: 100 on
+// every architecture Go supports on Linux.
+const clockTicks = 100
+
+// cpuTicks is pid's own user and system time so far.
+func cpuTicks(pid int) (int64, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + st, true
 }
 
 // procTable caches each process's parent between samples: reading one
@@ -476,24 +588,6 @@ func (t *procTable) refresh() map[int][]int {
 	return children
 }
 
-// treeRSS sums VmRSS (kB) over root's descendants, and root itself when
-// includeRoot.
-func treeRSS(root int, includeRoot bool, t *procTable) int64 {
-	children := t.refresh()
-	var sum int64
-	if includeRoot {
-		sum += vmRSS(root)
-	}
-	stack := slices.Clone(children[root])
-	for len(stack) > 0 {
-		pid := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		sum += vmRSS(pid)
-		stack = append(stack, children[pid]...)
-	}
-	return sum
-}
-
 func vmRSS(pid int) int64 {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
@@ -541,12 +635,22 @@ func machine() string {
 	if st, _ := git("", "status", "--porcelain", "--untracked-files=no"); st != "" {
 		rev += " (with uncommitted changes)"
 	}
-	load := "?"
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		load = strings.Join(strings.Fields(string(b))[:3], " ")
+	return fmt.Sprintf("- %d CPUs (nproc), %s memory, CPU %s\n- Linux %s, %s, %s\n- refline %s, built with %s\n",
+		runtime.NumCPU(), mem, cpu, kernel, gitVersion, sshVersion, rev, runtime.Version())
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
 	}
-	return fmt.Sprintf("%d CPUs (nproc), %s memory, %s; Linux %s; %s; %s; %s; refline %s; load average at the end %s.",
-		runtime.NumCPU(), mem, cpu, kernel, gitVersion, sshVersion, runtime.Version(), rev, load)
+	return "?"
+}
+
+// kexAlg is the key exchange part of what negotiated returns.
+func kexAlg(s string) string {
+	a, _, _ := strings.Cut(s, ",")
+	return a
 }
 
 // negotiated reports the key exchange and cipher that the client's ssh

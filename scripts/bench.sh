@@ -1,0 +1,286 @@
+#!/usr/bin/env bash
+# scripts/bench.sh — `make bench`.
+#
+# Transport: times ls-remote, clone, push and incremental fetch of a
+# generated ~30 MB repository against refline and against OpenSSH sshd +
+# git-shell, in the same run, on 127.0.0.1 only, with the server side's peak
+# RSS and CPU time, and rewrites the "## Transport" section of
+# docs/BENCHMARKS.md (other sections are left alone). The Go side of it is
+# cmd/refline-bench.
+#
+# Needs root (it creates a git-shell user and runs a private sshd), Go and
+# git; installs openssh-server/-client with apt-get when missing. Everything
+# it starts or creates is removed on exit, failure included.
+#
+# Environment:
+#   BENCH_RUNS  timed runs per operation and server (default 7; the median is reported)
+#   BENCH_USER  the git-shell account (default refline-bench)
+#   BENCH_KEEP  set to 1 to keep the scratch directory for inspection
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+RUNS=${BENCH_RUNS:-7}
+BENCH_USER=${BENCH_USER:-refline-bench}
+DOC=$ROOT/docs/BENCHMARKS.md
+GIT_SHELL=/usr/bin/git-shell
+SSHD=/usr/sbin/sshd
+
+# The command line recorded in the report.
+if [ -n "${MAKELEVEL:-}" ]; then
+	COMMAND="make bench"
+else
+	COMMAND="./scripts/bench.sh${*:+ $*}"
+fi
+[ -n "${BENCH_RUNS:-}" ] && COMMAND="BENCH_RUNS=$BENCH_RUNS $COMMAND"
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+case $RUNS in '' | *[!0-9]* | 0) die "BENCH_RUNS must be a positive number, not '$RUNS'" ;; esac
+[ "$(id -u)" = 0 ] || die "run as root: it creates the '$BENCH_USER' user and runs a private sshd"
+command -v go >/dev/null || die "Go is needed (see go.mod for the version)"
+
+# --- cleanup -----------------------------------------------------------------
+WORK=
+STEP_PID=
+REFLINE_PID=
+SSHD_PID=
+CREATED_USER=
+CREATED_PRIVSEP=
+CREATED_POLICY=
+
+stop_pid() { # pid: SIGTERM, up to 5 s, then SIGKILL
+	local pid=$1 i
+	kill -0 "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	for i in $(seq 50); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+	local rc=$?
+	set +e
+	[ -n "$CREATED_POLICY" ] && rm -f /usr/sbin/policy-rc.d
+	# timeout passes the signal on to its whole process group: the
+	# benchmark tool and the git and ssh clients it runs.
+	[ -n "$STEP_PID" ] && stop_pid "$STEP_PID"
+	[ -n "$SSHD_PID" ] && stop_pid "$SSHD_PID"
+	[ -n "$REFLINE_PID" ] && stop_pid "$REFLINE_PID"
+	if [ -n "$CREATED_USER" ]; then
+		# sshd's per-connection processes exit on their own once their
+		# client is gone; give the last ones a moment.
+		for _ in $(seq 50); do
+			[ -z "$(ps -o pid= -u "$BENCH_USER" 2>/dev/null)" ] && break
+			sleep 0.1
+		done
+		userdel "$BENCH_USER" 2>/dev/null || log "could not remove user $BENCH_USER"
+	fi
+	[ -n "$CREATED_PRIVSEP" ] && rmdir /run/sshd 2>/dev/null
+	if [ -n "$WORK" ]; then
+		if [ "${BENCH_KEEP:-}" = 1 ]; then
+			log "kept $WORK"
+		else
+			rm -rf "$WORK"
+		fi
+	fi
+	[ "$rc" = 0 ] || log "failed (exit $rc)"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# step runs a long step under a time limit, in the background so that a
+# signal to this script runs the cleanup at once (bash runs traps only
+# between foreground commands, but interrupts wait).
+step() { # limit command...
+	local limit=$1 rc=0
+	shift
+	timeout "$limit" "$@" &
+	STEP_PID=$!
+	wait "$STEP_PID" || rc=$?
+	STEP_PID=
+	[ "$rc" != 124 ] || log "timed out after $limit: $*"
+	return "$rc"
+}
+
+# --- packages ----------------------------------------------------------------
+need=()
+command -v git >/dev/null && [ -x "$GIT_SHELL" ] || need+=(git)
+[ -x "$SSHD" ] || need+=(openssh-server)
+command -v ssh >/dev/null && command -v ssh-keygen >/dev/null || need+=(openssh-client)
+command -v useradd >/dev/null || need+=(passwd)
+if [ ${#need[@]} -gt 0 ]; then
+	log "installing ${need[*]}"
+	# Keep the package's own sshd from starting on 0.0.0.0:22 (the usual
+	# policy-rc.d of containers); only ours runs, and only on loopback.
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod 755 /usr/sbin/policy-rc.d
+		CREATED_POLICY=1
+	fi
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+	if [ -n "$CREATED_POLICY" ]; then
+		rm -f /usr/sbin/policy-rc.d
+		CREATED_POLICY=
+	fi
+fi
+
+# --- scratch space, binaries, repository ------------------------------------
+WORK=$(mktemp -d /tmp/refline-bench.XXXXXX)
+chmod 711 "$WORK" # the git-shell user must reach its home and sshd files below
+mkdir -p "$WORK/bin" "$WORK/client" "$WORK/sshd" "$WORK/home"
+
+# Client-side git sees only this configuration, whatever the machine has.
+cat >"$WORK/gitconfig" <<EOF
+[user]
+	name = refline bench
+	email = bench@localhost
+[init]
+	defaultBranch = master
+[gc]
+	auto = 0
+[maintenance]
+	auto = false
+[protocol]
+	version = 2
+EOF
+export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=$WORK/gitconfig
+
+log "building refline and refline-bench"
+step 10m go build -o "$WORK/bin/refline" ./cmd/refline
+step 10m go build -o "$WORK/bin/refline-bench" ./cmd/refline-bench
+BENCH=$WORK/bin/refline-bench
+
+log "generating the repository"
+t0=$SECONDS
+step 5m "$BENCH" genrepo -out "$WORK/src.git"
+log "generated in $((SECONDS - t0)) s"
+
+KEY=$WORK/client/id_ed25519
+ssh-keygen -q -t ed25519 -N '' -C refline-bench-client -f "$KEY"
+export GIT_SSH_COMMAND="ssh -F /dev/null -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes -o BatchMode=yes -o LogLevel=ERROR -i $KEY"
+
+wait_for() { # seconds description command...: poll until the command succeeds
+	local secs=$1 what=$2 i
+	shift 2
+	for i in $(seq $((secs * 10))); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	die "timed out waiting for $what"
+}
+
+# --- refline -----------------------------------------------------------------
+DATA=$WORK/refline-data
+"$WORK/bin/refline" serve --data "$DATA" --ssh-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
+	--admin-key "$KEY.pub" >"$WORK/refline.log" 2>&1 &
+REFLINE_PID=$!
+refline_ready() {
+	kill -0 "$REFLINE_PID" 2>/dev/null || die "refline exited: $(tail -5 "$WORK/refline.log")"
+	[ -s "$DATA/run/ssh.addr" ]
+}
+wait_for 30 "refline to listen" refline_ready
+REFLINE_ADDR=$(cat "$DATA/run/ssh.addr")
+case $REFLINE_ADDR in 127.0.0.1:*) ;; *) die "refline listens on $REFLINE_ADDR, not loopback" ;; esac
+log "refline (pid $REFLINE_PID) on $REFLINE_ADDR"
+
+# --- OpenSSH + git-shell -----------------------------------------------------
+if id "$BENCH_USER" >/dev/null 2>&1; then
+	shell=$(getent passwd "$BENCH_USER" | cut -d: -f7)
+	[ "$shell" = "$GIT_SHELL" ] || die "user $BENCH_USER exists with shell $shell; set BENCH_USER to another name"
+	# A leftover of an interrupted run: point it at this run's home.
+	usermod -d "$WORK/home" "$BENCH_USER"
+else
+	useradd --system --user-group --no-create-home --home-dir "$WORK/home" --shell "$GIT_SHELL" "$BENCH_USER"
+	CREATED_USER=1
+	# useradd leaves the password "!" (locked), and sshd without PAM
+	# refuses locked accounts even for key logins; "*" is no password.
+	usermod -p '*' "$BENCH_USER"
+fi
+chown "$BENCH_USER:" "$WORK/home"
+
+printf 'restrict %s\n' "$(cat "$KEY.pub")" >"$WORK/sshd/authorized_keys"
+chmod 755 "$WORK/sshd"
+chmod 644 "$WORK/sshd/authorized_keys"
+ssh-keygen -q -t ed25519 -N '' -C refline-bench-sshd -f "$WORK/sshd/host_ed25519"
+if [ ! -d /run/sshd ]; then
+	mkdir -m 755 /run/sshd # sshd's privilege separation directory
+	CREATED_PRIVSEP=1
+fi
+
+start_sshd() {
+	SSH_PORT=$("$BENCH" freeport)
+	cat >"$WORK/sshd/sshd_config" <<EOF
+ListenAddress 127.0.0.1
+Port $SSH_PORT
+HostKey $WORK/sshd/host_ed25519
+PidFile $WORK/sshd/sshd.pid
+AuthorizedKeysFile $WORK/sshd/authorized_keys
+StrictModes no
+UsePAM no
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin no
+AllowUsers $BENCH_USER
+AcceptEnv GIT_PROTOCOL
+UseDNS no
+PrintMotd no
+PrintLastLog no
+X11Forwarding no
+AllowTcpForwarding no
+LogLevel ERROR
+EOF
+	"$SSHD" -t -f "$WORK/sshd/sshd_config"
+	"$SSHD" -D -f "$WORK/sshd/sshd_config" -E "$WORK/sshd/sshd.log" &
+	SSHD_PID=$!
+}
+sshd_ready() {
+	kill -0 "$SSHD_PID" 2>/dev/null || return 2
+	(exec 3<>"/dev/tcp/127.0.0.1/$SSH_PORT") 2>/dev/null
+}
+for try in 1 2 3; do # the free port may be taken again before sshd binds it
+	start_sshd
+	for i in $(seq 100); do
+		rc=0
+		sshd_ready || rc=$?
+		[ "$rc" = 1 ] || break
+		sleep 0.1
+	done
+	[ "$rc" = 0 ] && break
+	stop_pid "$SSHD_PID"
+	SSHD_PID=
+	[ "$try" = 3 ] && die "sshd did not start: $(tail -5 "$WORK/sshd/sshd.log")"
+done
+log "sshd (pid $SSHD_PID) on 127.0.0.1:$SSH_PORT"
+
+# --- the repository on both servers -----------------------------------------
+REFLINE_URL=ssh://git@$REFLINE_ADDR
+OPENSSH_URL=ssh://$BENCH_USER@127.0.0.1:$SSH_PORT
+git init -q --bare "$WORK/home/medium.git"
+chown -R "$BENCH_USER:" "$WORK/home/medium.git"
+for url in "$REFLINE_URL/medium.git" "$OPENSSH_URL$WORK/home/medium.git"; do
+	git -C "$WORK/src.git" push -q "$url" 'refs/heads/*:refs/heads/*' 'refs/tags/*:refs/tags/*'
+	# Both must speak protocol v2, or the comparison is not like for like.
+	trace=$(GIT_TRACE_PACKET=1 git ls-remote "$url" 2>&1 >/dev/null)
+	case $trace in *"< version 2"*) ;; *) die "$url does not speak protocol v2" ;; esac
+done
+
+# --- measure -----------------------------------------------------------------
+log "measuring ($RUNS runs per operation and server, plus a warm-up)"
+step 20m "$BENCH" transport \
+	-runs "$RUNS" -src "$WORK/src.git" -work "$WORK/client" -command "$COMMAND" \
+	-refline-url "$REFLINE_URL/" -refline-repos "$DATA/repos" -refline-pid "$REFLINE_PID" \
+	-openssh-url "$OPENSSH_URL" -openssh-home "$WORK/home" -openssh-user "$BENCH_USER" -sshd-pid "$SSHD_PID" \
+	-out "$WORK/transport.md"
+
+mkdir -p "$(dirname "$DOC")"
+"$BENCH" section -file "$DOC" -heading "## Transport" -body "$WORK/transport.md"
+log "wrote the Transport section of ${DOC#"$ROOT"/}"
