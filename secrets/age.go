@@ -3,8 +3,11 @@
 // and the server's keys, the dotenv format of their plaintext, and the
 // masking of secret values in logs.
 //
-// The package works on byte slices and streams only; it never writes
-// plaintext to disk.
+// The server side (encryption, decryption, dotenv, masking) works on byte
+// slices and streams only and never writes plaintext to disk. The `refline
+// secrets` CLI (cli.go) runs in a user's clone: only `edit` writes a
+// transient plaintext copy, in a private directory on memory-backed storage
+// where there is one, removed afterwards.
 package secrets
 
 import (
