@@ -181,9 +181,9 @@ func (s *Server) handle(sess ssh.Session) {
 		"user":    user.Name,
 		"remote":  sess.RemoteAddr().String(),
 	})
-	args := sess.Command()
-	if len(args) == 0 && sess.RawCommand() != "" {
-		fmt.Fprintln(sess.Stderr(), "refline: cannot parse the command line (unbalanced quotes?)")
+	args, err := splitCommand(sess.RawCommand())
+	if err != nil {
+		fmt.Fprintf(sess.Stderr(), "refline: %v\n", err)
 		_ = sess.Exit(2)
 		return
 	}

@@ -207,6 +207,12 @@ func (s *Store) Delete(name string) error {
 	if err := os.RemoveAll(trash); err != nil {
 		return fmt.Errorf("delete %s: %w", name, err)
 	}
+	// Remove the directories that only held it ("team/" of "team/app").
+	for dir := filepath.Dir(p); dir != s.Root && strings.HasPrefix(dir, s.Root+string(filepath.Separator)); dir = filepath.Dir(dir) {
+		if os.Remove(dir) != nil {
+			break // not empty
+		}
+	}
 	return nil
 }
 

@@ -148,3 +148,29 @@ func TestParseKeyArgs(t *testing.T) {
 		}
 	}
 }
+
+func TestSplitCommand(t *testing.T) {
+	tests := []struct {
+		raw  string
+		want []string
+		ok   bool
+	}{
+		{"git-upload-pack '/app.git'", []string{"git-upload-pack", "/app.git"}, true},
+		{"git upload-pack 'a b'", []string{"git", "upload-pack", "a b"}, true},
+		{`repo create "x\"y"`, []string{"repo", "create", `x"y`}, true},
+		{`a\ b c`, []string{"a b", "c"}, true},
+		{"  spaced   out  ", []string{"spaced", "out"}, true},
+		{"'it'\\''s'", []string{"it's"}, true},
+		{"''", []string{""}, true},
+		{"", nil, true},
+		{"git-receive-pack 'unbalanced", nil, false},
+		{`say "open`, nil, false},
+		{`trailing\`, nil, false},
+	}
+	for _, tt := range tests {
+		got, err := splitCommand(tt.raw)
+		if (err == nil) != tt.ok || strings.Join(got, "|") != strings.Join(tt.want, "|") || len(got) != len(tt.want) {
+			t.Errorf("splitCommand(%q) = %q, %v; want %q ok=%v", tt.raw, got, err, tt.want, tt.ok)
+		}
+	}
+}
