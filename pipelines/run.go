@@ -303,6 +303,9 @@ func (s *runStore) all(visit func(*Run)) error {
 		return err
 	}
 	for _, rd := range repos {
+		if !rd.IsDir() {
+			continue // a stray file is no repository's runs
+		}
 		repo := unescapeRepo(rd.Name())
 		pls, err := s.pipelines(repo)
 		if err != nil {

@@ -143,7 +143,8 @@ func New(cfg Config) (*Runner, error) {
 	return r, nil
 }
 
-// Start recovers after a crash (runs that were running become interrupted
+// Start recovers after a crash (call it before any Enqueue: recovery queues
+// every stored queued run) (runs that were running become interrupted
 // and are recorded, their leftover processes are stopped, queued runs are
 // queued again) and starts the workers. They stop when Shutdown is called.
 func (r *Runner) Start(ctx context.Context) error {
@@ -268,12 +269,13 @@ func (r *Runner) Enqueue(ctx context.Context, req Request) (*Run, error) {
 		r.queue = kept
 	}
 	r.push(&liveRun{run: run, bell: newBell(), pushed: req.Pushed, spec: req.spec})
+	queued := copyRun(run) // a worker may take run as soon as r.mu is released
 	r.mu.Unlock()
 	for _, q := range superseded {
-		r.endUnstarted(q, Superseded, fmt.Sprintf("superseded by #%d (artifact %s)", run.Number, short(run.Artifact)))
+		r.endUnstarted(q, Superseded, fmt.Sprintf("superseded by #%d (artifact %s)", queued.Number, short(queued.Artifact)))
 	}
-	r.log.WithFields(logrus.Fields{"run": run.ID(), "commit": short(run.Commit), "trigger": run.Trigger}).Info("run queued")
-	return copyRun(run), nil
+	r.log.WithFields(logrus.Fields{"run": queued.ID(), "commit": short(queued.Commit), "trigger": queued.Trigger}).Info("run queued")
+	return queued, nil
 }
 
 // endUnstarted ends a run taken off the queue before it started.
@@ -443,6 +445,9 @@ func (r *Runner) runStages(ctx context.Context, lr *liveRun, log *logrus.Entry) 
 		return Failed, fmt.Sprintf("create workspace: %v", err)
 	}
 	if err := p.fill(ctx, work); err != nil {
+		if ctx.Err() != nil {
+			return Canceled, "canceled while preparing the workspace"
+		}
 		return Failed, err.Error()
 	}
 
@@ -777,15 +782,24 @@ func (r *Runner) Logs(ctx context.Context, repo, pipeline string, n int, w io.Wr
 	}
 	b := newBell()
 	current := func() *Run { return run }
+	key := runKey{repo, pipeline, n}
 	if live {
 		b = lr.bell
 		current = func() *Run {
 			r.mu.Lock()
 			defer r.mu.Unlock()
-			return copyRun(lr.run)
+			c := copyRun(lr.run)
+			if _, still := r.live[key]; still && c.State.Final() {
+				// Ended, but its record is not written yet: a follower
+				// returns once it is (the bell rings again then).
+				c.State = Running
+			}
+			return c
 		}
 	}
-	if !follow {
+	if !follow || (!live && !run.State.Final()) {
+		// A run stored as queued that this instance does not hold (it
+		// stopped taking runs) does not move: show what there is.
 		snapshot := current()
 		snapshot.State = Passed // any final state: read once, then stop
 		current = func() *Run { return snapshot }

@@ -73,6 +73,7 @@ func (g gitReader) read(ctx context.Context, commit string) (subject string, fil
 	br := bufio.NewReader(stdout)
 	// ask sends one request and reads the object's type and content; a
 	// missing object is ("", nil, nil). Content beyond limit is dropped.
+	hashLen := 20
 	ask := func(req string, limit int64) (string, []byte, error) {
 		if _, err := io.WriteString(stdin, req+"\n"); err != nil {
 			return "", nil, err
@@ -88,6 +89,7 @@ func (g gitReader) read(ctx context.Context, commit string) (subject string, fil
 		if len(f) != 3 {
 			return "", nil, fmt.Errorf("read %s: %s", req, strings.TrimSpace(hdr))
 		}
+		hashLen = len(f[0]) / 2 // SHA-1 or SHA-256, as the repository says
 		size, err := strconv.ParseInt(f[2], 10, 64)
 		if err != nil {
 			return "", nil, fmt.Errorf("read %s: %s", req, strings.TrimSpace(hdr))
@@ -111,16 +113,20 @@ func (g gitReader) read(ctx context.Context, commit string) (subject string, fil
 		return "", nil, fmt.Errorf("%s is not a commit", commit)
 	}
 	if _, msg, ok := bytes.Cut(data, []byte("\n\n")); ok {
-		subject, _, _ = strings.Cut(string(msg), "\n")
+		// Like git's %s: the first paragraph, its lines joined.
+		para, _, _ := strings.Cut(string(msg), "\n\n")
+		var lines []string
+		for _, l := range strings.Split(para, "\n") {
+			if l = strings.TrimSpace(l); l != "" {
+				lines = append(lines, l)
+			}
+		}
+		subject = strings.Join(lines, " ")
 	}
 	files = map[string][]byte{}
 	typ, tree, err := ask(commit+"^{commit}:"+strings.TrimSuffix(Dir, "/"), 1<<20)
 	if err != nil || typ != "tree" {
 		return subject, files, err
-	}
-	hashLen := 20
-	if len(strings.TrimSpace(commit)) == 64 {
-		hashLen = 32
 	}
 	// Tree entries are "MODE NAME\0" and the raw object id.
 	for len(tree) > 0 {
