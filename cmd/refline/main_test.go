@@ -110,7 +110,7 @@ func writeUserKey(path, comment string) error {
 
 var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
 	"serve":    cmdServe,
-	"stop":     cmdStop,
+	"halt":     cmdStop,
 	"httpget":  cmdHTTPGet,
 	"pushrace": cmdPushRace,
 	"waitfor":  cmdWaitFor,
@@ -313,7 +313,7 @@ func serverEnv(ts *testscript.TestScript) []string {
 	return append(env, "REFLINE_TEST_SERVER_SECRET=server-env-must-not-leak")
 }
 
-// cmdStop stops the server: gracefully (SIGTERM) or, with -9, by SIGKILL as
+// cmdStop (`halt`; testscript has a builtin `stop`) stops the server: gracefully (SIGTERM) or, with -9, by SIGKILL as
 // a crash would.
 func cmdStop(ts *testscript.TestScript, neg bool, args []string) {
 	p := ts.Value("server").(*serverSlot).p
