@@ -16,6 +16,30 @@ import (
 type Runner interface {
 	OnPush(ctx context.Context, p pipelines.Push) ([]*pipelines.Run, error)
 	Follow(ctx context.Context, repo, pipeline string, n int, w io.Writer) (*pipelines.Run, error)
+	JournalPush(id, repo, gitDir, user string, options []string, updates []pipelines.RefMove) error
+	ForgetPush(id string)
+}
+
+// PushJournal records an accepted push durably before git moves any ref,
+// so that its runs start even if the server dies before post-receive. It
+// must be the last Checker: it runs only when every other one agreed.
+type PushJournal struct {
+	Runner Runner
+}
+
+// Check implements Checker.
+func (j PushJournal) Check(ctx context.Context, ev *Event, out io.Writer) error {
+	if ev.Hook != "pre-receive" || ev.Session.Source != SourcePush {
+		return nil
+	}
+	moves := make([]pipelines.RefMove, len(ev.Updates))
+	for i, u := range ev.Updates {
+		moves[i] = pipelines.RefMove{Ref: u.Ref, Old: u.Old, New: u.New}
+	}
+	if err := j.Runner.JournalPush(ev.Session.ID, ev.Repo, ev.GitDir, ev.Session.User, ev.PushOptions, moves); err != nil {
+		return fmt.Errorf("the server cannot record this push (%v); nothing was changed, try again", err)
+	}
+	return nil
 }
 
 // BranchInfo tells the deploy branch of a repository.
@@ -87,6 +111,9 @@ func (t PipelineTrigger) React(ctx context.Context, ev *Event, out io.Writer) {
 			fmt.Fprintf(out, "refline: %s #%d started for %s — %s\n", r.Pipeline, r.Number, short(r.Commit), t.LogsHint(r.Repo, r.Pipeline, r.Number))
 		}
 		started = append(started, runs...)
+	}
+	if ev.Session.Source == SourcePush {
+		t.Runner.ForgetPush(ev.Session.ID)
 	}
 	if !hasOption(ev.PushOptions, FollowOption) {
 		return

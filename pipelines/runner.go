@@ -161,6 +161,7 @@ func (r *Runner) Start(ctx context.Context) error {
 		return fmt.Errorf("recover runs: %w", err)
 	}
 	sort.Slice(requeue, func(i, j int) bool { return requeue[i].Queued.Before(requeue[j].Queued) })
+	defer r.replayJournal(ctx) // after the workers start: it may queue runs
 	r.mu.Lock()
 	for _, run := range requeue {
 		r.push(&liveRun{run: run, bell: newBell()})

@@ -18,6 +18,9 @@ type Push struct {
 	User         string
 	Options      []string // git push -o values
 	Received     time.Time
+	// recovered marks a push replayed from the journal: pipelines that
+	// already have a build of the commit are skipped.
+	recovered bool
 }
 
 // SkipOption is the push option that starts no pipeline.
@@ -72,6 +75,9 @@ func (r *Runner) OnPush(ctx context.Context, p Push) ([]*Run, error) {
 	var runs []*Run
 	for _, s := range specs {
 		if !s.On.Push || !s.On.MatchesBranch(branch, p.DeployBranch) {
+			continue
+		}
+		if p.recovered && r.hasBuild(p.Repo, s.Name, p.New) {
 			continue
 		}
 		if len(s.On.Paths) > 0 {

@@ -231,7 +231,14 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 		Sessions:   sessions,
 		Logger:     log.WithField("component", "hooks"),
 		Registerer: reg,
-		Checkers:   []hooks.Checker{hooks.PipelineChecker{}, hooks.DeployGate{Deployer: runner}, hooks.SecretsChecker{Identities: keys.AgeIdentities, Recipients: keys.AgeRecipients, KeysHint: func() string { return fmt.Sprintf("ssh -p %s git@%s keys", sshPort.Load(), host) }}},
+		Checkers: []hooks.Checker{
+			hooks.PipelineChecker{},
+			hooks.DeployGate{Deployer: runner},
+			hooks.SecretsChecker{Identities: keys.AgeIdentities, Recipients: keys.AgeRecipients,
+				KeysHint: func() string { return fmt.Sprintf("ssh -p %s git@%s keys", sshPort.Load(), host) }},
+			// Last: only a push every checker accepted is journaled.
+			hooks.PushJournal{Runner: runner},
+		},
 		Reactors: []hooks.Reactor{
 			hooks.PipelineTrigger{Runner: runner, Branches: store, LogsHint: logsHint, Logger: log.WithField("component", "hooks")},
 			hooks.DeployTrigger{Deployer: runner, LogsHint: logsHint, Logger: log.WithField("component", "hooks")},
