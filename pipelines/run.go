@@ -328,6 +328,17 @@ func (s *runStore) all(visit func(*Run)) error {
 	return nil
 }
 
+// markRecorded notes that a run's record commit is on refs/runs; a run that
+// ended without this note is recorded at the next start.
+func (s *runStore) markRecorded(r *Run, record string) {
+	_ = writeFileAtomic(filepath.Join(s.dir(r.Repo, r.Pipeline, r.Number), "recorded"), []byte(record+"\n"))
+}
+
+func (s *runStore) recorded(r *Run) bool {
+	_, err := os.Stat(filepath.Join(s.dir(r.Repo, r.Pipeline, r.Number), "recorded"))
+	return err == nil
+}
+
 // removeRepo forgets every run of a deleted repository.
 func (s *runStore) removeRepo(repo string) error {
 	return os.RemoveAll(filepath.Join(s.root, escapeRepo(repo)))

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -150,11 +151,13 @@ func New(cfg Config) (*Runner, error) {
 func (r *Runner) Start(ctx context.Context) error {
 	var requeue []*Run
 	err := r.store.all(func(run *Run) {
-		switch run.State {
-		case Running:
+		switch {
+		case run.State == Running:
 			r.interrupted(ctx, run)
-		case Queued:
+		case run.State == Queued:
 			requeue = append(requeue, run)
+		case !r.store.recorded(run):
+			r.unrecorded(ctx, run)
 		}
 	})
 	if err != nil {
@@ -176,13 +179,26 @@ func (r *Runner) Start(ctx context.Context) error {
 }
 
 // interrupted accounts for a run a previous instance was running when it
-// died: its processes are stopped and it is recorded as interrupted.
+// died: its processes are stopped and it is recorded as interrupted, unless
+// it had in fact done everything but say so (all stages passed and its
+// artifact is on the chain, or its deploy moved refs/deployed).
 func (r *Runner) interrupted(ctx context.Context, run *Run) {
 	log := r.log.WithField("run", run.ID())
 	if run.Process != "" && KillLeftover(run.Process) {
 		log.WithField("process", run.Process).Warn("stopped a job process left by the previous instance")
 	}
 	run.Process = ""
+	if r.completed(run) {
+		run.State, run.Error = Passed, ""
+		if run.Finished.IsZero() {
+			run.Finished = time.Now().UTC()
+		}
+		_ = os.RemoveAll(r.workDir(run))
+		log.Info("run had completed before the previous instance stopped; recording it as passed")
+		r.finish(ctx, run, log)
+		r.after(ctx, run, log)
+		return
+	}
 	run.State = Interrupted
 	run.Error = "the server stopped while this run was in progress"
 	for i := range run.Stages {
@@ -396,13 +412,7 @@ func (r *Runner) execute(lr *liveRun) {
 	delete(r.live, runKey{final.Repo, final.Pipeline, final.Number})
 	r.mu.Unlock()
 	lr.bell.ring()
-	if final.State == Passed {
-		if final.Kind == Deploy {
-			r.afterDeploy(context.Background(), final, log)
-		} else if final.Artifact != "" {
-			r.afterBuild(context.Background(), final, log)
-		}
-	}
+	r.after(context.Background(), final, log)
 }
 
 func (r *Runner) workDir(run *Run) string {
@@ -606,6 +616,75 @@ func (r *Runner) jobEnv(run *Run, specEnv []EnvVar, extra []string) []string {
 	return append(env, extra...)
 }
 
+// completed reports whether a run found running after a crash had in fact
+// done all its work: every stage passed and then the artifact reached its
+// chain (a build) or refs/deployed moved to the target (a deploy).
+func (r *Runner) completed(run *Run) bool {
+	if len(run.Stages) == 0 {
+		return false
+	}
+	for _, st := range run.Stages {
+		if st.State != Passed {
+			return false
+		}
+	}
+	g, err := r.open(run.Repo)
+	if err != nil {
+		return false
+	}
+	if run.Kind == Deploy {
+		h, err := refs.Resolve(r.cfg.Repos.Path(run.Repo), refs.DeployedRef(run.Environment, run.Pipeline))
+		return err == nil && h.String() == run.Artifact
+	}
+	chain, err := refs.Chain(g, refs.ArtifactRef(run.Pipeline), 50)
+	if err != nil {
+		return false
+	}
+	for _, c := range chain {
+		if refs.Trailer(c.Message, "Run") == strconv.Itoa(run.Number) && refs.Trailer(c.Message, "Source-Commit") == run.Commit {
+			run.Artifact = c.Hash.String()
+			return true
+		}
+	}
+	return false
+}
+
+// unrecorded finishes a run that ended but whose record the previous
+// instance did not write (or did not note): it is appended now, unless the
+// chain already holds it, and what follows a passed run happens now.
+func (r *Runner) unrecorded(ctx context.Context, run *Run) {
+	log := r.log.WithField("run", run.ID())
+	if !r.cfg.Repos.Exists(run.Repo) {
+		return // its repository was deleted: nothing to record it in
+	}
+	if g, err := r.open(run.Repo); err == nil {
+		if chain, err := refs.Chain(g, refs.RunsRef(run.Pipeline), 200); err == nil {
+			for _, c := range chain {
+				if refs.Trailer(c.Message, "Run") == strconv.Itoa(run.Number) {
+					r.store.markRecorded(run, c.Hash.String())
+					return
+				}
+			}
+		}
+	}
+	log.Info("recording a run the previous instance ended but did not record")
+	r.finish(ctx, run, log)
+	r.after(ctx, run, log)
+}
+
+// after does what follows a passed run: promotions after a deploy,
+// auto-deploys and artifact triggers after a build.
+func (r *Runner) after(ctx context.Context, run *Run, log *logrus.Entry) {
+	if run.State != Passed {
+		return
+	}
+	if run.Kind == Deploy {
+		r.afterDeploy(ctx, run, log)
+	} else if run.Artifact != "" {
+		r.afterBuild(ctx, run, log)
+	}
+}
+
 // finish records a finished run on refs/runs/PIPELINE and stores its final
 // state. A failure to record is logged and kept in the run's state; the run
 // still counts as finished.
@@ -618,6 +697,7 @@ func (r *Runner) finish(ctx context.Context, run *Run, log *logrus.Entry) {
 		log.WithError(err).Error("record run")
 	} else {
 		run.Record = rec.String()
+		r.store.markRecorded(run, run.Record)
 	}
 	r.m.runs.WithLabelValues(string(run.Kind), string(run.State)).Inc()
 }
