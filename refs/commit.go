@@ -55,7 +55,7 @@ func WriteTree(repo *git.Repository, root string, paths []string) (plumbing.Hash
 			return plumbing.ZeroHash, fmt.Errorf("write tree of %s: artifact path %q: %w", root, p, err)
 		}
 	}
-	if err := w.writeBlobs(repo.Storer); err != nil {
+	if err := w.writeBlobs(repo.Storer, objectsDir(repo)); err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("write tree of %s: %w", root, err)
 	}
 	h, err := writeTreeNode(repo.Storer, w.top)
@@ -260,8 +260,8 @@ func rootErr(err error) error {
 
 // writeBlobs stores every file node's content, a few at a time. Blobs are
 // compressed and hashed as they are written, which is CPU-bound work.
-func (w *treeWalker) writeBlobs(s storer.EncodedObjectStorer) error {
-	bs := &blobStore{s: s}
+func (w *treeWalker) writeBlobs(s storer.EncodedObjectStorer, objects string) error {
+	bs := &blobStore{s: s, objects: objects}
 	var (
 		mu       sync.Mutex
 		next     int
@@ -334,6 +334,9 @@ func (w *treeWalker) writeBlob(bs *blobStore, f *fileNode) error {
 // when the store can (go-git's filesystem storage).
 type blobStore struct {
 	s storer.EncodedObjectStorer
+	// objects is the loose object directory of a repository on disk;
+	// blobs are written there directly (see writeLoose).
+	objects string
 	// mu serialises creating object writers: go-git's DotGit.NewObject
 	// resets an unguarded object list cache. Writing and closing them
 	// (compressing, hashing, renaming into place) runs in parallel.
@@ -371,6 +374,15 @@ var errChanged = errors.New("file changed size while being read")
 // write stores the next size bytes of r as a blob. It fails with errChanged
 // unless r holds exactly size bytes.
 func (bs *blobStore) write(r io.Reader, size int64) (plumbing.Hash, error) {
+	if bs.objects != "" {
+		return writeLoose(bs.objects, r, size, func(dst io.Writer, src io.Reader, n int64) (int64, error) {
+			written, err := bs.copyN(dst, src, n)
+			if errors.Is(err, io.EOF) {
+				err = errChanged
+			}
+			return written, err
+		})
+	}
 	lw, ok := bs.s.(lazyWriter)
 	if !ok {
 		// Other storers (go-git's memory storage) hold objects in memory
