@@ -272,8 +272,12 @@ func (s *Store) git(ctx context.Context, gitDir string, args ...string) error {
 // and nothing from any client.
 func GitEnv(extra ...string) []string {
 	env := []string{"PATH=" + os.Getenv("PATH")}
-	if h := os.Getenv("HOME"); h != "" {
-		env = append(env, "HOME="+h)
+	// HOME for git's own config; GORACE so that a race-enabled build
+	// (the tests) can tune the detector in the hook processes too.
+	for _, k := range []string{"HOME", "GORACE"} {
+		if v := os.Getenv(k); v != "" {
+			env = append(env, k+"="+v)
+		}
 	}
 	return append(env, extra...)
 }

@@ -82,6 +82,9 @@ func setupScript(env *testscript.Env) error {
 	env.Setenv("PATH", bin+string(os.PathListSeparator)+env.Getenv("PATH"))
 	env.Setenv("GIT_SSH_COMMAND", "gitssh")
 	env.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+	// Hooks run by git commands in the scripts are this (maybe
+	// race-enabled) binary: no second of sleep at each exit.
+	env.Setenv("GORACE", "atexit_sleep_ms=0")
 	env.Setenv("DATA", filepath.Join(env.WorkDir, "data"))
 	env.Values["server"] = &serverSlot{}
 	// The README's example, as shipped, for the quickstart story.
@@ -310,7 +313,8 @@ func serverEnv(ts *testscript.TestScript) []string {
 			env = append(env, k+"="+v)
 		}
 	}
-	return append(env, "REFLINE_TEST_SERVER_SECRET=server-env-must-not-leak")
+	// A race-enabled hook process would sleep a second at exit.
+	return append(env, "REFLINE_TEST_SERVER_SECRET=server-env-must-not-leak", "GORACE=atexit_sleep_ms=0")
 }
 
 // cmdStop (`halt`; testscript has a builtin `stop`) stops the server: gracefully (SIGTERM) or, with -9, by SIGKILL as
