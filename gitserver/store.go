@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // ErrNoRepo is returned for a repository that does not exist.
@@ -166,7 +167,9 @@ func (s *Store) configure(ctx context.Context, gitDir, deployBranch string) erro
 	return nil
 }
 
-// Reconfigure refreshes the settings of every repository (at start).
+// Reconfigure refreshes the settings of every repository (at start), and
+// removes push quarantines older than an hour: receive-pack killed by a
+// crash (SIGPIPE) leaves its objects/tmp_objdir-incoming-* behind.
 func (s *Store) Reconfigure(ctx context.Context) error {
 	names, err := s.List()
 	if err != nil {
@@ -175,6 +178,12 @@ func (s *Store) Reconfigure(ctx context.Context) error {
 	for _, n := range names {
 		if err := s.configure(ctx, s.Path(n), ""); err != nil {
 			return fmt.Errorf("configure %s: %w", n, err)
+		}
+		stale, _ := filepath.Glob(filepath.Join(s.Path(n), "objects", "tmp_objdir-incoming-*"))
+		for _, q := range stale {
+			if fi, err := os.Stat(q); err == nil && time.Since(fi.ModTime()) > time.Hour {
+				os.RemoveAll(q)
+			}
 		}
 	}
 	return nil
