@@ -1,8 +1,10 @@
 // Command refline-bench holds the Go parts of `make bench` (scripts/bench.sh):
-// it generates the test repository, times git operations against refline and
-// against OpenSSH + git-shell while sampling each server's memory, and writes
-// the results into docs/BENCHMARKS.md. The shell script does the machine
-// setup (packages, the git-shell user, starting and stopping the servers).
+// it generates the test repository, times git operations, pipeline and
+// deploy starts, artifact recording and bursts of clients against refline
+// and against the alternatives (OpenSSH + git-shell, git itself) while
+// sampling each server's memory, and writes each section of
+// docs/BENCHMARKS.md. The shell script does the machine setup (packages, the
+// git-shell user, starting and stopping the servers).
 package main
 
 import (
@@ -28,10 +30,20 @@ func main() {
 		err = genrepoMain(os.Args[2:])
 	case "transport":
 		err = transportMain(os.Args[2:])
+	case "pipelines":
+		err = pipelinesMain(os.Args[2:])
+	case "deploys":
+		err = deploysMain(os.Args[2:])
+	case "artifacts":
+		err = artifactsMain(os.Args[2:])
+	case "concurrency":
+		err = concurrencyMain(os.Args[2:])
 	case "section":
 		err = sectionMain(os.Args[2:])
 	case "freeport":
 		err = freeport()
+	case "nc":
+		err = nc(os.Args[2:])
 	case "-h", "-help", "--help", "help":
 		usage(os.Stdout)
 		return
@@ -51,10 +63,15 @@ func main() {
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: refline-bench COMMAND [flags]
 
-  genrepo    generate the deterministic benchmark repository (bare)
-  transport  time clone, push and fetch against refline and OpenSSH
-  section    replace one "## " section of a markdown file
-  freeport   print a free TCP port on 127.0.0.1
+  genrepo      generate the deterministic benchmark repository (bare)
+  transport    time clone, push and fetch against refline and OpenSSH
+  pipelines    time push → first stage started, and the push overhead of pipelines
+  deploys      time deploy ref moved → deploy process started
+  artifacts    time recording a signed artifact against git add + commit
+  concurrency  bursts of clones and pushes against refline and OpenSSH
+  section      replace one "## " section of a markdown file
+  freeport     print a free TCP port on 127.0.0.1
+  nc           connect stdin/stdout to HOST PORT (ssh ProxyCommand with TCP_NODELAY)
 
 Run "refline-bench COMMAND -h" for a command's flags. scripts/bench.sh
 is the intended caller.
@@ -71,6 +88,26 @@ func freeport() error {
 	defer ln.Close()
 	fmt.Println(ln.Addr().(*net.TCPAddr).Port)
 	return nil
+}
+
+// nc connects stdin and stdout to a TCP connection to HOST PORT, for ssh's
+// ProxyCommand in the diagnostic runs: Go sets TCP_NODELAY on its sockets,
+// where OpenSSH's client sets it only once a session is open.
+func nc(args []string) error {
+	if len(args) != 2 {
+		return errors.New("usage: refline-bench nc HOST PORT")
+	}
+	conn, err := net.Dial("tcp", net.JoinHostPort(args[0], args[1]))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	go func() {
+		io.Copy(conn, os.Stdin)
+		conn.(*net.TCPConn).CloseWrite()
+	}()
+	_, err = io.Copy(os.Stdout, conn)
+	return err
 }
 
 // docIntro opens docs/BENCHMARKS.md when the file does not exist yet.

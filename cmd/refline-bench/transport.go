@@ -61,7 +61,7 @@ type result struct {
 
 func transportMain(args []string) error {
 	var c transportConfig
-	var rl, sshd server
+	var sf serverFlags
 	fs := flag.NewFlagSet("transport", flag.ContinueOnError)
 	fs.IntVar(&c.runs, "runs", 7, "timed runs per operation and server")
 	fs.StringVar(&c.src, "src", "", "the generated bare repository")
@@ -69,42 +69,74 @@ func transportMain(args []string) error {
 	fs.IntVar(&c.behind, "behind", 10, "commits the fetching clone is behind")
 	fs.StringVar(&c.command, "command", "./scripts/bench.sh", "the command line to record in the report")
 	fs.StringVar(&c.outFile, "out", "", "write the markdown section here")
-	reflineURL := fs.String("refline-url", "", "URL prefix of refline's repositories, e.g. ssh://git@127.0.0.1:PORT/")
-	reflineRepos := fs.String("refline-repos", "", "refline's DATA/repos directory")
-	fs.IntVar(&rl.rootPID, "refline-pid", 0, "pid of refline serve")
-	sshURL := fs.String("openssh-url", "", "URL prefix of the git-shell user's repositories, e.g. ssh://u@127.0.0.1:PORT")
-	sshHome := fs.String("openssh-home", "", "directory (absolute) of the git-shell user's repositories")
-	sshUser := fs.String("openssh-user", "refline-bench", "the git-shell user, owner of its repositories")
-	fs.IntVar(&sshd.rootPID, "sshd-pid", 0, "pid of the sshd listener")
+	sf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if c.src == "" || c.work == "" || *reflineURL == "" || *reflineRepos == "" || rl.rootPID == 0 ||
-		*sshURL == "" || *sshHome == "" || sshd.rootPID == 0 || c.runs < 1 {
+	if c.src == "" || c.work == "" || c.runs < 1 {
 		return fmt.Errorf("missing flags; see -h")
 	}
-	u, err := user.Lookup(*sshUser)
+	servers, err := sf.servers()
 	if err != nil {
 		return err
 	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
+	return transport(c, servers)
+}
 
-	rl.name, rl.includeRoot = "refline", true
-	rl.url = func(r string) string { return strings.TrimSuffix(*reflineURL, "/") + "/" + r + ".git" }
-	rl.path = func(r string) string { return filepath.Join(*reflineRepos, r+".git") }
-	sshd.name = "OpenSSH"
-	sshd.url = func(r string) string { return strings.TrimSuffix(*sshURL, "/") + filepath.Join(*sshHome, r+".git") }
-	sshd.path = func(r string) string { return filepath.Join(*sshHome, r+".git") }
+// serverFlags are the flags that describe the two servers of the transport
+// and concurrency sections.
+type serverFlags struct {
+	reflineURL, reflineRepos string
+	reflinePID               int
+	sshURL, sshHome, sshUser string
+	sshdPID                  int
+}
+
+func (f *serverFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.reflineURL, "refline-url", "", "URL prefix of refline's repositories, e.g. ssh://git@127.0.0.1:PORT/")
+	fs.StringVar(&f.reflineRepos, "refline-repos", "", "refline's DATA/repos directory")
+	fs.IntVar(&f.reflinePID, "refline-pid", 0, "pid of refline serve")
+	fs.StringVar(&f.sshURL, "openssh-url", "", "URL prefix of the git-shell user's repositories, e.g. ssh://u@127.0.0.1:PORT")
+	fs.StringVar(&f.sshHome, "openssh-home", "", "directory (absolute) of the git-shell user's repositories")
+	fs.StringVar(&f.sshUser, "openssh-user", "refline-bench", "the git-shell user, owner of its repositories")
+	fs.IntVar(&f.sshdPID, "sshd-pid", 0, "pid of the sshd listener")
+}
+
+// servers returns refline and OpenSSH, in that order.
+func (f *serverFlags) servers() ([]*server, error) {
+	if f.reflineURL == "" || f.reflineRepos == "" || f.reflinePID == 0 || f.sshURL == "" || f.sshHome == "" || f.sshdPID == 0 {
+		return nil, fmt.Errorf("missing server flags; see -h")
+	}
+	u, err := lookupUser(f.sshUser)
+	if err != nil {
+		return nil, err
+	}
+	rl := &server{name: "refline", rootPID: f.reflinePID, includeRoot: true}
+	rl.url = func(r string) string { return strings.TrimSuffix(f.reflineURL, "/") + "/" + r + ".git" }
+	rl.path = func(r string) string { return filepath.Join(f.reflineRepos, r+".git") }
+	sshd := &server{name: "OpenSSH", rootPID: f.sshdPID}
+	sshd.url = func(r string) string { return strings.TrimSuffix(f.sshURL, "/") + filepath.Join(f.sshHome, r+".git") }
+	sshd.path = func(r string) string { return filepath.Join(f.sshHome, r+".git") }
 	sshd.newEmpty = func(r string) error {
-		p := filepath.Join(*sshHome, r+".git")
+		p := filepath.Join(f.sshHome, r+".git")
 		if err := run("", "git", "init", "-q", "--bare", "--initial-branch=master", p); err != nil {
 			return err
 		}
-		return chownTree(p, uid, gid)
+		return chownTree(p, u.uid, u.gid)
 	}
-	servers := []*server{&rl, &sshd}
-	return transport(c, servers)
+	return []*server{rl, sshd}, nil
+}
+
+type userIDs struct{ uid, gid int }
+
+func lookupUser(name string) (userIDs, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return userIDs{}, err
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return userIDs{uid, gid}, nil
 }
 
 func chownTree(root string, uid, gid int) error {
@@ -418,13 +450,29 @@ func timeCommand(dir string, args []string, s *server) (time.Duration, int64, ti
 	cmd.Stderr = &stderr
 	cmd.Stdout = &stderr
 
+	var d time.Duration
+	var err error
+	peak, cpu := sampled(s, 10*time.Millisecond, func() {
+		start := time.Now()
+		err = cmd.Run()
+		d = time.Since(start)
+	})
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return d, peak, cpu, nil
+}
+
+// sampled runs f while sampling the server's processes every interval, and
+// returns their peak summed RSS (kB) and the CPU time they used meanwhile.
+func sampled(s *server, interval time.Duration, f func()) (int64, time.Duration) {
 	sm := newSampler(s.rootPID, s.includeRoot)
 	sm.sample() // the baseline for processes that are already running
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		tick := time.NewTicker(10 * time.Millisecond)
+		tick := time.NewTicker(interval)
 		defer tick.Stop()
 		for {
 			select {
@@ -442,15 +490,10 @@ func timeCommand(dir string, args []string, s *server) (time.Duration, int64, ti
 			}
 		}
 	}()
-	start := time.Now()
-	err := cmd.Run()
-	d := time.Since(start)
+	f()
 	close(stop)
 	<-done
-	if err != nil {
-		return 0, 0, 0, fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return d, sm.peak, sm.cpu(), nil
+	return sm.peak, sm.cpu()
 }
 
 // sampler follows the process tree of a server from /proc: the peak of
