@@ -141,7 +141,7 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(net.Addr), grace
 		ready(ln.Addr())
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(ln) }()
+	go func() { errc <- s.srv.Serve(quickAckListener{ln}) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("ssh server: %w", err)
