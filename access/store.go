@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/refline/refline/atomicfile"
 )
 
 // FileName is the name of the access file inside the data directory.
@@ -292,7 +294,7 @@ func (s *Store) update(op string, fn func(*state) error) error {
 	if err != nil {
 		return fmt.Errorf("%s: encode access file: %w", op, err)
 	}
-	replaced, err := writeFileAtomic(s.path, b)
+	replaced, err := atomicfile.Write(s.path, b, 0o600)
 	if replaced {
 		// The rename happened, so the file now holds next even if a
 		// later step (syncing the directory) failed: memory follows the
@@ -418,52 +420,7 @@ func decode(b []byte) (*state, error) {
 	return st, nil
 }
 
-// writeFileAtomic replaces path with data so that a crash leaves either the
-// old or the new content, never a mix: it writes a temporary file in the same
-// directory, syncs it, renames it over path and syncs the directory so the
-// rename itself is durable. replaced reports whether the rename happened.
-func writeFileAtomic(path string, data []byte) (replaced bool, err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, tempPrefix(base)+"*")
-	if err != nil {
-		return false, err
-	}
-	defer func() {
-		if !replaced {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(0o600); err != nil {
-		return false, err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return false, err
-	}
-	if err := tmp.Sync(); err != nil {
-		return false, err
-	}
-	if err := tmp.Close(); err != nil {
-		return false, err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return false, err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return true, fmt.Errorf("sync directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return true, fmt.Errorf("sync directory: %w", err)
-	}
-	return true, nil
-}
-
-func tempPrefix(base string) string { return "." + base + ".tmp-" }
+func tempPrefix(base string) string { return atomicfile.TempPrefix(base) }
 
 // removeStaleTemps deletes temporary files a crash left between writing and
 // renaming. Only one Store uses a path at a time, so any that exist are

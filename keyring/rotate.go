@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"filippo.io/age"
+
+	"github.com/refline/refline/atomicfile"
 )
 
 // Rotating the server's age key (SPEC §8) is done offline, on the data
@@ -90,7 +92,7 @@ func (k *Keys) RetireAge(recipient string) error {
 // writeAge replaces the age key file with ids, oldest first: a temporary
 // file in the same directory, synced, renamed over the old one, and the
 // directory synced, so that a crash leaves either file whole.
-func (k *Keys) writeAge(ids []*age.X25519Identity) (err error) {
+func (k *Keys) writeAge(ids []*age.X25519Identity) error {
 	var b strings.Builder
 	b.WriteString("# refline age identities, oldest first; every one is active.\n" +
 		"# Add one with `refline keys rotate-age`, remove one with `refline keys retire-age`.\n")
@@ -98,35 +100,8 @@ func (k *Keys) writeAge(ids []*age.X25519Identity) (err error) {
 		fmt.Fprintf(&b, "# public key: %s\n%s\n", id.Recipient(), id)
 	}
 	path := filepath.Join(k.Dir, AgeKeyFile)
-	tmp, err := os.CreateTemp(k.Dir, "."+AgeKeyFile+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	// CreateTemp makes the file 0600 already; say so for the reader.
-	if err := tmp.Chmod(0o600); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := tmp.WriteString(b.String()); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if d, err := os.Open(k.Dir); err == nil {
-		_ = d.Sync()
-		d.Close()
+	if _, err := atomicfile.Write(path, []byte(b.String()), 0o600); err != nil {
+		return err
 	}
 	return nil
 }

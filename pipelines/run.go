@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/refline/refline/atomicfile"
 )
 
 // State is where a run is in its life.
@@ -347,28 +349,10 @@ func (s *runStore) removeRepo(repo string) error {
 // ErrNoRun is returned for a run that does not exist.
 var ErrNoRun = errors.New("no such run")
 
+// writeFileAtomic writes a run's state durably (atomicfile.Write).
 func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return syncDir(dir)
+	_, err := atomicfile.Write(path, data, 0o600)
+	return err
 }
 
 func syncDir(dir string) error {

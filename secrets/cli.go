@@ -18,6 +18,8 @@ import (
 	"syscall"
 
 	"filippo.io/age"
+
+	"github.com/refline/refline/atomicfile"
 )
 
 // Config wires a CLI. Only Dir is required: the rest defaults to the
@@ -747,38 +749,12 @@ func unsetVars(body []byte, keys []string) ([]byte, error) {
 	return []byte(text), nil
 }
 
-// writeFileAtomic replaces path with data: it writes a temporary file in
-// the same directory and renames it over path, so that a reader (or a
-// crash) never sees half a file.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+// writeFileAtomic replaces path with data (atomicfile.Write), creating its
+// directory first, so that a reader (or a crash) never sees half a file.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	_, err := atomicfile.Write(path, data, perm)
+	return err
 }
