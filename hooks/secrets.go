@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"filippo.io/age"
 	"filippo.io/age/armor"
 
+	"github.com/refline/refline/gitcmd"
 	"github.com/refline/refline/pipelines"
 	"github.com/refline/refline/secrets"
 )
@@ -284,20 +284,11 @@ type treeEntry struct {
 }
 
 func (g secretsGit) cmd(ctx context.Context, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, "git", append([]string{"--git-dir=" + g.gitDir}, args...)...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, g.env...)
-	return cmd
+	return gitcmd.Repo{GitDir: g.gitDir, Env: g.env}.Command(ctx, args...)
 }
 
 func (g secretsGit) output(ctx context.Context, args ...string) ([]byte, error) {
-	var stderr bytes.Buffer
-	cmd := g.cmd(ctx, args...)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("git %s: %w: %s", args[0], err, strings.TrimSpace(stderr.String()))
-	}
-	return out, nil
+	return gitcmd.Repo{GitDir: g.gitDir, Env: g.env}.Output(ctx, args...)
 }
 
 // tree lists the entries at path in commit: the directory's entries when

@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+
+	"github.com/refline/refline/gitcmd"
 )
 
 // gitReader reads a bare repository's objects with the git binary. It is
@@ -23,20 +25,11 @@ type gitReader struct {
 }
 
 func (g gitReader) cmd(ctx context.Context, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, "git", append([]string{"--git-dir=" + g.gitDir}, args...)...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, g.env...)
-	return cmd
+	return gitcmd.Repo{GitDir: g.gitDir, Env: g.env}.Command(ctx, args...)
 }
 
 func (g gitReader) output(ctx context.Context, args ...string) ([]byte, error) {
-	var stderr bytes.Buffer
-	cmd := g.cmd(ctx, args...)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("git %s: %w: %s", args[0], err, strings.TrimSpace(stderr.String()))
-	}
-	return out, nil
+	return gitcmd.Repo{GitDir: g.gitDir, Env: g.env}.Output(ctx, args...)
 }
 
 // pipelineFiles returns the files under .refline/pipelines/ at commit, by
