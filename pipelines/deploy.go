@@ -52,9 +52,14 @@ func (r *Runner) CheckDeployTarget(ctx context.Context, repo, pipeline, env stri
 		return nil, fmt.Errorf("pipeline %s defines no environment %q at %s (the artifact's source commit)", pipeline, env, short(source))
 	}
 	if e.After != "" {
-		ok, err := r.deployedBefore(g, pipeline, e.After, target.String())
-		if err != nil {
-			return nil, err
+		// refs/deployed moves only when a deploy succeeds, just before
+		// its run record is written: either one proves it.
+		cur, _ := refs.Resolve(r.cfg.Repos.Path(repo), refs.DeployedRef(e.After, pipeline))
+		ok := cur == target
+		if !ok {
+			if ok, err = r.deployedBefore(g, pipeline, e.After, target.String()); err != nil {
+				return nil, err
+			}
 		}
 		if !ok {
 			return nil, fmt.Errorf("artifact %s has not been deployed successfully to %s; %s takes only artifacts that have (after: %s)",
