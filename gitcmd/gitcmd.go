@@ -37,3 +37,19 @@ func (r Repo) Output(ctx context.Context, args ...string) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// Paths runs a git command whose output is NUL-terminated paths (`-z`) and
+// returns them.
+func (r Repo) Paths(ctx context.Context, args ...string) ([]string, error) {
+	out, err := r.Output(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	var paths []string
+	for _, p := range bytes.Split(out, []byte{0}) {
+		if len(p) > 0 {
+			paths = append(paths, string(p))
+		}
+	}
+	return paths, nil
+}

@@ -319,17 +319,7 @@ func (g secretsGit) tree(ctx context.Context, commit, path string) ([]treeEntry,
 // two commits.
 func (g secretsGit) changed(ctx context.Context, from, to string, pathspecs ...string) ([]string, error) {
 	args := append([]string{"diff-tree", "-r", "-z", "--no-renames", "--name-only", "--no-commit-id", from, to, "--"}, pathspecs...)
-	out, err := g.output(ctx, args...)
-	if err != nil {
-		return nil, err
-	}
-	var paths []string
-	for _, p := range bytes.Split(out, []byte{0}) {
-		if len(p) > 0 {
-			paths = append(paths, string(p))
-		}
-	}
-	return paths, nil
+	return gitcmd.Repo{GitDir: g.gitDir, Env: g.env}.Paths(ctx, args...)
 }
 
 // blobs reads the entries' contents with one `git cat-file --batch`. The

@@ -148,23 +148,11 @@ func (g gitReader) read(ctx context.Context, commit string) (subject string, fil
 // changedPaths lists the paths that differ between two commits; from the
 // zero id it lists every path of to.
 func (g gitReader) changedPaths(ctx context.Context, from, to string) ([]string, error) {
-	var out []byte
-	var err error
+	repo := gitcmd.Repo{GitDir: g.gitDir, Env: g.env}
 	if from == "" || strings.Trim(from, "0") == "" {
-		out, err = g.output(ctx, "ls-tree", "-r", "-z", "--name-only", "--full-tree", to)
-	} else {
-		out, err = g.output(ctx, "diff-tree", "-r", "-z", "--name-only", "--no-commit-id", from, to)
+		return repo.Paths(ctx, "ls-tree", "-r", "-z", "--name-only", "--full-tree", to)
 	}
-	if err != nil {
-		return nil, err
-	}
-	var paths []string
-	for _, p := range bytes.Split(out, []byte{0}) {
-		if len(p) > 0 {
-			paths = append(paths, string(p))
-		}
-	}
-	return paths, nil
+	return repo.Paths(ctx, "diff-tree", "-r", "-z", "--name-only", "--no-commit-id", from, to)
 }
 
 // subject is a commit's subject line.
