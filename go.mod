@@ -1,6 +1,8 @@
 module github.com/refline/refline
 
-go 1.26.8
+go 1.26.0
+
+toolchain go1.26.8
 
 require (
 	filippo.io/age v1.3.2
