@@ -3,6 +3,8 @@ package atomicfile
 import (
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -29,26 +31,61 @@ func TestWriteReplacesWholeWithMode(t *testing.T) {
 	}
 }
 
+// A reader that opened the file before a Write keeps reading the old
+// content whole: Write replaces the directory entry, it never rewrites the
+// file in place (as os.WriteFile would, truncating it first).
+func TestWriteReplacesRatherThanRewrites(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	if _, err := Write(p, []byte("old content"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	held := filepath.Join(dir, "held")
+	if err := os.Link(p, held); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Write(p, []byte("new"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(held); string(got) != "old content" {
+		t.Fatalf("the file a reader held was rewritten in place: %q", got)
+	}
+	if got, _ := os.ReadFile(p); string(got) != "new" {
+		t.Fatalf("content %q, want new", got)
+	}
+}
+
+// A write that fails half-way (here: the file size limit, as a full disk
+// would) leaves the old content of the same path and no temporary file.
 func TestWriteFailureLeavesOldContentAndNoTemp(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "f")
-	if _, err := Write(p, []byte("old"), 0o644); err != nil {
+	old := strings.Repeat("old ", 1024)
+	if _, err := Write(p, []byte(old), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// A directory where the file should be makes the rename fail.
-	bad := filepath.Join(dir, "sub")
-	os.Mkdir(bad, 0o755)
-	os.WriteFile(filepath.Join(bad, "x"), []byte("x"), 0o644)
-	if replaced, err := Write(bad, []byte("new"), 0o644); err == nil || replaced {
-		t.Fatalf("Write over a non-empty dir: %v, replaced=%v", err, replaced)
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+		t.Fatal(err)
 	}
-	if got, _ := os.ReadFile(p); string(got) != "old" {
-		t.Fatalf("old content changed: %q", got)
+	// Go ignores SIGXFSZ, so writes past the limit fail with EFBIG.
+	small := lim
+	small.Cur = 1024
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &small); err != nil {
+		t.Skipf("cannot lower the file size limit: %v", err)
+	}
+	_, err := Write(p, []byte(strings.Repeat("new ", 4096)), 0o644)
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if err == nil {
+		t.Fatal("Write past the file size limit succeeded")
+	}
+	if got, _ := os.ReadFile(p); string(got) != old {
+		t.Fatalf("old content changed: %d bytes, %.20q…", len(got), got)
 	}
 	ents, _ := os.ReadDir(dir)
-	for _, e := range ents {
-		if e.Name() != "f" && e.Name() != "sub" {
-			t.Fatalf("left %s behind", e.Name())
-		}
+	if len(ents) != 1 {
+		t.Fatalf("left %d files, want just f", len(ents))
 	}
 }

@@ -70,9 +70,6 @@ type serverMetrics struct {
 	authFail prometheus.Counter
 }
 
-// ctxKeyUser holds the user name resolved from the key that authenticated.
-type ctxKeyUser struct{}
-
 // New builds a server; Serve starts it.
 func New(cfg Config) *Server {
 	if cfg.GitGrace == 0 {

@@ -331,16 +331,14 @@ func (w *treeWalker) writeBlob(bs *blobStore, f *fileNode) error {
 }
 
 // blobStore writes blobs of known size to an object store, streaming them
-// when the store can (go-git's filesystem storage).
+// into loose objects when the store is a repository on disk.
 type blobStore struct {
 	s storer.EncodedObjectStorer
 	// objects is the loose object directory of a repository on disk;
 	// blobs are written there directly (see writeLoose).
 	objects string
-	// mu serialises creating object writers: go-git's DotGit.NewObject
-	// resets an unguarded object list cache. Writing and closing them
-	// (compressing, hashing, renaming into place) runs in parallel.
-	// Storers without a streaming writer are used under mu throughout.
+	// mu serialises writes to a storer without a directory on disk
+	// (go-git's memory storage), which is not safe for concurrent use.
 	mu sync.Mutex
 	// bufs holds copy buffers, one per busy worker; artifacts often have
 	// thousands of files.
@@ -362,13 +360,6 @@ func (bs *blobStore) copyN(dst io.Writer, src io.Reader, n int64) (int64, error)
 	return written, err
 }
 
-// lazyWriter is the streaming writer of go-git's filesystem ObjectStorage.
-// Storer.NewEncodedObject, by contrast, returns a plumbing.MemoryObject
-// that buffers the whole content.
-type lazyWriter interface {
-	LazyWriter() (w io.WriteCloser, writeHeader func(typ plumbing.ObjectType, size int64) error, err error)
-}
-
 var errChanged = errors.New("file changed size while being read")
 
 // write stores the next size bytes of r as a blob. It fails with errChanged
@@ -383,72 +374,25 @@ func (bs *blobStore) write(r io.Reader, size int64) (plumbing.Hash, error) {
 			return written, err
 		})
 	}
-	lw, ok := bs.s.(lazyWriter)
-	if !ok {
-		// Other storers (go-git's memory storage) hold objects in memory
-		// anyway, and are not safe for concurrent writes.
-		bs.mu.Lock()
-		defer bs.mu.Unlock()
-		obj := bs.s.NewEncodedObject()
-		obj.SetType(plumbing.BlobObject)
-		obj.SetSize(size)
-		ow, err := obj.Writer()
-		if err != nil {
-			return plumbing.ZeroHash, err
-		}
-		if err := bs.copyExactly(ow, r, size); err != nil {
-			ow.Close()
-			return plumbing.ZeroHash, err
-		}
-		if err := ow.Close(); err != nil {
-			return plumbing.ZeroHash, err
-		}
-		return bs.s.SetEncodedObject(obj)
-	}
-
+	// Other storers (go-git's memory storage) hold objects in memory
+	// anyway, and are not safe for concurrent writes.
 	bs.mu.Lock()
-	ow, writeHeader, err := lw.LazyWriter()
-	bs.mu.Unlock()
+	defer bs.mu.Unlock()
+	obj := bs.s.NewEncodedObject()
+	obj.SetType(plumbing.BlobObject)
+	obj.SetSize(size)
+	ow, err := obj.Writer()
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
-	// The writer cannot be abandoned: Close renames its temporary file into
-	// place under the hash of whatever it was given, whatever its header
-	// declared. So on failure complete the object with zeros: what lands is
-	// then a valid (if useless, unreferenced) object, not a corrupt one.
-	var written int64
-	abandon := func(err error) (plumbing.Hash, error) {
-		io.CopyN(ow, zeros{}, size-written)
+	if err := bs.copyExactly(ow, r, size); err != nil {
 		ow.Close()
-		if errors.Is(err, io.EOF) {
-			err = errChanged
-		}
 		return plumbing.ZeroHash, err
-	}
-	if err := writeHeader(plumbing.BlobObject, size); err != nil {
-		return abandon(err)
-	}
-	var hasher *plumbing.Hasher
-	hashed, canHash := ow.(interface{ Hash() plumbing.Hash })
-	dst := io.Writer(ow)
-	if !canHash {
-		hh := plumbing.NewHasher(plumbing.BlobObject, size)
-		hasher = &hh
-		dst = io.MultiWriter(ow, hasher)
-	}
-	if written, err = bs.copyN(dst, r, size); err != nil {
-		return abandon(err)
 	}
 	if err := ow.Close(); err != nil {
 		return plumbing.ZeroHash, err
 	}
-	if err := atEOF(r); err != nil {
-		return plumbing.ZeroHash, err
-	}
-	if canHash {
-		return hashed.Hash(), nil
-	}
-	return hasher.Sum(), nil
+	return bs.s.SetEncodedObject(obj)
 }
 
 func (bs *blobStore) copyExactly(w io.Writer, r io.Reader, size int64) error {
@@ -473,13 +417,6 @@ func atEOF(r io.Reader) error {
 	default:
 		return err
 	}
-}
-
-type zeros struct{}
-
-func (zeros) Read(p []byte) (int, error) {
-	clear(p)
-	return len(p), nil
 }
 
 // writeTreeNode stores d and its subdirectories, leaving out directories

@@ -220,7 +220,8 @@ func TestWriteTreeRefuses(t *testing.T) {
 func TestBlobStoreRejectsChangedSize(t *testing.T) {
 	dir := initBare(t)
 	repo := openRepo(t, dir)
-	bs := &blobStore{s: repo.Storer}
+	// objectsDir is where WriteTree writes: the loose writer, not go-git's.
+	bs := &blobStore{s: repo.Storer, objects: objectsDir(repo)}
 	if _, err := bs.write(strings.NewReader("short"), 10); !errors.Is(err, errChanged) {
 		t.Errorf("short content: %v, want errChanged", err)
 	}
