@@ -24,8 +24,9 @@ import (
 // not use at deploy time (SPEC §8). For every pushed branch, each
 // .refline/secrets/ENV.age that changed (every one, for a new branch) must
 // be an ASCII-armored age file that one of the server's identities
-// decrypts, whose plaintext is valid dotenv, for an environment that a
-// pipeline at the same commit defines. Problems read "file: reason"; no
+// decrypts, bound to this repository and ENV (secrets.Binding), whose
+// plaintext is valid dotenv, for an environment that a pipeline at the
+// same commit defines. Problems read "file: reason"; no
 // message ever holds a secret value, nor a line of a file that may hold
 // one. Like PipelineChecker it reads the pushed objects from git's
 // quarantine, so nothing of a rejected push is stored.
@@ -53,7 +54,7 @@ func (c SecretsChecker) Check(ctx context.Context, ev *Event, out io.Writer) err
 		if u.Deletes() || strings.Trim(u.New, "0") == "" || !strings.HasPrefix(u.Ref, "refs/heads/") {
 			continue
 		}
-		probs, warns, err := c.checkCommit(ctx, g, u.Old, u.New)
+		probs, warns, err := c.checkCommit(ctx, g, ev.Repo, u.Old, u.New)
 		if err != nil {
 			return fmt.Errorf("check the secrets files of %s: %w", u.Ref, err)
 		}
@@ -77,7 +78,7 @@ func (c SecretsChecker) Check(ctx context.Context, ev *Event, out io.Writer) err
 }
 
 // checkCommit checks the secrets files that differ between old and new.
-func (c SecretsChecker) checkCommit(ctx context.Context, g secretsGit, oldID, newID string) (problems, warnings []string, err error) {
+func (c SecretsChecker) checkCommit(ctx context.Context, g secretsGit, repo, oldID, newID string) (problems, warnings []string, err error) {
 	isNew := strings.Trim(oldID, "0") == ""
 	var changed map[string]bool
 	if !isNew {
@@ -137,7 +138,7 @@ func (c SecretsChecker) checkCommit(ctx context.Context, g secretsGit, oldID, ne
 	}
 	for i, e := range blobs {
 		env, _ := secrets.EnvOf(e.path)
-		if reason := c.checkFile(env, contents[i]); reason != "" {
+		if reason := c.checkFile(repo, env, contents[i]); reason != "" {
 			problems = append(problems, e.path+": "+reason)
 			continue
 		}
@@ -149,9 +150,9 @@ func (c SecretsChecker) checkCommit(ctx context.Context, g secretsGit, oldID, ne
 	return problems, warnings, nil
 }
 
-// checkFile says what is wrong with the content of env's secrets file, or
-// "" when the server can use it. It never quotes the content.
-func (c SecretsChecker) checkFile(env string, data []byte) string {
+// checkFile says what is wrong with the content of env's secrets file in
+// repo, or "" when the server can use it. It never quotes the content.
+func (c SecretsChecker) checkFile(repo, env string, data []byte) string {
 	reencrypt := "refline secrets reencrypt --refresh " + env
 	trimmed := bytes.TrimLeft(data, " \t\r\n")
 	switch {
@@ -180,6 +181,18 @@ func (c SecretsChecker) checkFile(env string, data []byte) string {
 			return "its ASCII armor is damaged (a changed, missing or extra line?): restore it, or write it again with refline secrets edit " + env
 		}
 		return "it is not a valid age file (its header or payload is damaged): restore it, or write it again with refline secrets edit " + env
+	}
+	want := secrets.Binding{Repo: repo, Env: env}
+	if err := want.Check(plain); err != nil {
+		// Check's messages name bindings (validated names), never values.
+		var mismatch *secrets.MismatchError
+		if errors.As(err, &mismatch) {
+			return fmt.Sprintf("%v: a secrets file is decrypted only for the repository and environment it was written for "+
+				"(was it copied?): remove it and write %s's own secrets with refline secrets set %s KEY=VALUE "+
+				"(or, if you can read it and mean to use it here, bind it with refline secrets reencrypt %s)", err, want, env, env)
+		}
+		return fmt.Sprintf("%v: the server uses a secrets file only when its first line names the repository and environment "+
+			"it belongs to (%s): add that line with refline secrets reencrypt %s (or --all) in a clone, commit and push", err, want.Line(), env)
 	}
 	if _, err := secrets.ParseDotenv(plain); err != nil {
 		// ParseDotenv's messages name keys and lines, never values.

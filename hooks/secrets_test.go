@@ -84,6 +84,14 @@ func (r *secretsRepo) commit(files map[string][]byte) string {
 	return r.git("rev-parse", "HEAD")
 }
 
+// testRepo is the repository the tests' events are for.
+const testRepo = "app"
+
+// bound is plain with the binding line of testRepo's env.
+func bound(env, plain string) string {
+	return secrets.Binding{Repo: testRepo, Env: env}.Line() + "\n" + plain
+}
+
 func encryptTo(t *testing.T, plain string, recipients ...age.Recipient) []byte {
 	t.Helper()
 	out, err := secrets.Encrypt([]byte(plain), recipients...)
@@ -127,6 +135,7 @@ func (r *secretsRepo) check(c SecretsChecker, old, new string) (string, error) {
 	var out bytes.Buffer
 	err := c.Check(context.Background(), &Event{
 		Hook:    "pre-receive",
+		Repo:    testRepo,
 		GitDir:  filepath.Join(r.dir, ".git"),
 		Updates: []Update{{Old: old, New: new, Ref: "refs/heads/master"}},
 	}, &out)
@@ -136,7 +145,8 @@ func (r *secretsRepo) check(c SecretsChecker, old, new string) (string, error) {
 func TestSecretsCheckerContent(t *testing.T) {
 	server, alice := newIdentity(t), newIdentity(t)
 	both := []age.Recipient{server.Recipient(), alice.Recipient()}
-	valid := encryptTo(t, "# staging\nDB_PASSWORD="+secretValue+"\n", both...)
+	valid := encryptTo(t, bound("staging", "# staging\nDB_PASSWORD="+secretValue+"\n"), both...)
+	validProduction := encryptTo(t, bound("production", "DB_PASSWORD="+secretValue+"\n"), both...)
 	damagedArmor := bytes.Replace(valid, []byte("\n"), []byte("\n!!!!\n"), 2)
 	lines := strings.Split(string(valid), "\n")
 	lines[2] = strings.Repeat("A", len(lines[2])) // valid armor, garbled header
@@ -152,9 +162,30 @@ func TestSecretsCheckerContent(t *testing.T) {
 		want  []string // substrings of the error; none = accepted
 	}{
 		{"valid", map[string][]byte{".refline/secrets/staging.age": valid}, nil},
-		{"valid, both environments", map[string][]byte{".refline/secrets/staging.age": valid, ".refline/secrets/production.age": valid}, nil},
+		{"valid, both environments", map[string][]byte{".refline/secrets/staging.age": valid, ".refline/secrets/production.age": validProduction}, nil},
+		{"unbound", map[string][]byte{".refline/secrets/staging.age": encryptTo(t, "DB_PASSWORD="+secretValue+"\n", both...)}, []string{
+			".refline/secrets/staging.age: it is not bound to a repository and environment: ",
+			"(# refline: app staging): add that line with refline secrets reencrypt staging (or --all) in a clone, commit and push",
+		}},
+		{"unbound, recipients marker first", map[string][]byte{".refline/secrets/staging.age": encryptTo(t, "# refline-recipients: sha256:00\nA="+secretValue+"\n", both...)}, []string{
+			".refline/secrets/staging.age: it is not bound", "refline secrets reencrypt staging",
+		}},
+		{"malformed binding", map[string][]byte{".refline/secrets/staging.age": encryptTo(t, "# refline: "+secretValue+"\nA=1\n", both...)}, []string{
+			".refline/secrets/staging.age: it is not bound to a repository and environment: its first line starts with",
+			"refline secrets reencrypt staging",
+		}},
+		{"copied from another repository", map[string][]byte{".refline/secrets/staging.age": encryptTo(t, "# refline: theirs production\nA="+secretValue+"\n", both...)}, []string{
+			".refline/secrets/staging.age: this file belongs to theirs/production, not app/staging: ",
+			"remove it and write app/staging's own secrets with refline secrets set staging KEY=VALUE",
+		}},
+		{"copied from another environment", map[string][]byte{".refline/secrets/staging.age": validProduction}, []string{
+			".refline/secrets/staging.age: this file belongs to app/production, not app/staging",
+		}},
+		{"renamed", map[string][]byte{".refline/secrets/production.age": valid}, []string{
+			".refline/secrets/production.age: this file belongs to app/staging, not app/production",
+		}},
 		{"other files beside secrets", map[string][]byte{".refline/secrets/README.md": []byte("A=" + secretValue)}, nil},
-		{"not for the server", map[string][]byte{".refline/secrets/production.age": encryptTo(t, "A="+secretValue+"\n", alice.Recipient())}, []string{
+		{"not for the server", map[string][]byte{".refline/secrets/production.age": encryptTo(t, bound("production", "A="+secretValue+"\n"), alice.Recipient())}, []string{
 			".refline/secrets/production.age: the server cannot decrypt it: add " + server.Recipient().String() +
 				" (from ssh -p 2222 git@host keys) to the file's recipients and re-encrypt: refline secrets reencrypt --refresh production",
 		}},
@@ -163,11 +194,11 @@ func TestSecretsCheckerContent(t *testing.T) {
 		{"binary", map[string][]byte{".refline/secrets/staging.age": binary.Bytes()}, []string{".refline/secrets/staging.age: is a binary age file"}},
 		{"plaintext", map[string][]byte{".refline/secrets/staging.age": []byte("DB_PASSWORD=" + secretValue + "\n")}, []string{".refline/secrets/staging.age: is not an age-encrypted file"}},
 		{"empty", map[string][]byte{".refline/secrets/staging.age": {}}, []string{".refline/secrets/staging.age: is not an age-encrypted file"}},
-		{"bad dotenv", map[string][]byte{".refline/secrets/staging.age": encryptTo(t, "A=1\nB='"+secretValue+"\n", both...)}, []string{
-			".refline/secrets/staging.age: its plaintext is not valid dotenv: line 2: the single-quoted value of B has no closing '",
+		{"bad dotenv", map[string][]byte{".refline/secrets/staging.age": encryptTo(t, bound("staging", "A=1\nB='"+secretValue+"\n"), both...)}, []string{
+			".refline/secrets/staging.age: its plaintext is not valid dotenv: line 3: the single-quoted value of B has no closing '",
 		}},
-		{"bad dotenv key", map[string][]byte{".refline/secrets/staging.age": encryptTo(t, secretValue+" = x\n", both...)}, []string{"not valid dotenv: line 1"}},
-		{"undefined environment", map[string][]byte{".refline/secrets/prod.age": valid}, []string{
+		{"bad dotenv key", map[string][]byte{".refline/secrets/staging.age": encryptTo(t, bound("staging", secretValue+" = x\n"), both...)}, []string{"not valid dotenv: line 2"}},
+		{"undefined environment", map[string][]byte{".refline/secrets/prod.age": encryptTo(t, bound("prod", "A="+secretValue+"\n"), both...)}, []string{
 			`.refline/secrets/prod.age: no pipeline defines the environment "prod"`,
 		}},
 		{"invalid name", map[string][]byte{".refline/secrets/Staging.age": valid}, []string{`.refline/secrets/Staging.age: "Staging" is not an environment name`}},
@@ -175,7 +206,7 @@ func TestSecretsCheckerContent(t *testing.T) {
 		{"too large", map[string][]byte{".refline/secrets/staging.age": bytes.Repeat([]byte("x"), secrets.MaxFileSize+1)}, []string{"too large for a secrets file"}},
 		{"every problem at once", map[string][]byte{
 			".refline/secrets/staging.age":    damagedArmor,
-			".refline/secrets/production.age": encryptTo(t, "A="+secretValue+"\n", alice.Recipient()),
+			".refline/secrets/production.age": encryptTo(t, bound("production", "A="+secretValue+"\n"), alice.Recipient()),
 		}, []string{"staging.age: its ASCII armor", "production.age: the server cannot decrypt", "nothing of this push was stored"}},
 	}
 	for _, tt := range tests {
@@ -209,8 +240,8 @@ func TestSecretsCheckerContent(t *testing.T) {
 
 func TestSecretsCheckerChecksOnlyWhatChanged(t *testing.T) {
 	server, alice := newIdentity(t), newIdentity(t)
-	bad := encryptTo(t, "A=1\n", alice.Recipient())
-	good := encryptTo(t, "A=1\n", server.Recipient())
+	bad := encryptTo(t, bound("staging", "A=1\n"), alice.Recipient())
+	good := encryptTo(t, bound("production", "A=1\n"), server.Recipient())
 	r := newSecretsRepo(t)
 	c := checker(server)
 
@@ -256,7 +287,7 @@ func TestSecretsCheckerInvalidPipelineSkipsEnvironmentCheck(t *testing.T) {
 	r := newSecretsRepo(t)
 	head := r.commit(map[string][]byte{
 		".refline/pipelines/web.yml":   []byte("stagez: []\n" + testPipeline),
-		".refline/secrets/staging.age": encryptTo(t, "A=1\n", server.Recipient()),
+		".refline/secrets/staging.age": encryptTo(t, bound("staging", "A=1\n"), server.Recipient()),
 	})
 	// PipelineChecker reports the file; the secrets are fine.
 	if _, err := r.check(checker(server), ZeroID, head); err != nil {
@@ -264,7 +295,7 @@ func TestSecretsCheckerInvalidPipelineSkipsEnvironmentCheck(t *testing.T) {
 	}
 	// No pipeline at all: no environment is defined.
 	r2 := newSecretsRepo(t)
-	head = r2.commit(map[string][]byte{".refline/secrets/staging.age": encryptTo(t, "A=1\n", server.Recipient())})
+	head = r2.commit(map[string][]byte{".refline/secrets/staging.age": encryptTo(t, bound("staging", "A=1\n"), server.Recipient())})
 	if _, err := r2.check(checker(server), ZeroID, head); err == nil || !strings.Contains(err.Error(), `no pipeline defines the environment "staging"`) {
 		t.Fatalf("got %v", err)
 	}
@@ -275,8 +306,8 @@ func TestSecretsCheckerDuringRotation(t *testing.T) {
 	r := newSecretsRepo(t)
 	head := r.commit(map[string][]byte{
 		".refline/pipelines/web.yml":      []byte(testPipeline),
-		".refline/secrets/staging.age":    encryptTo(t, "A=1\n", old.Recipient()),
-		".refline/secrets/production.age": encryptTo(t, "A=1\n", cur.Recipient()),
+		".refline/secrets/staging.age":    encryptTo(t, bound("staging", "A=1\n"), old.Recipient()),
+		".refline/secrets/production.age": encryptTo(t, bound("production", "A=1\n"), cur.Recipient()),
 	})
 	if _, err := r.check(checker(old, cur), ZeroID, head); err != nil {
 		t.Fatalf("files encrypted to either active key refused: %v", err)
@@ -294,7 +325,7 @@ func TestSecretsCheckerWarnsOfStaleServerRecipients(t *testing.T) {
 	head := r.commit(map[string][]byte{
 		".refline/pipelines/web.yml":      []byte(testPipeline),
 		".refline/server-recipients":      []byte("# cache\n" + old.Recipient().String() + "\n" + cur.Recipient().String() + "\n"),
-		".refline/secrets/production.age": encryptTo(t, "A=1\n", old.Recipient(), cur.Recipient()),
+		".refline/secrets/production.age": encryptTo(t, bound("production", "A=1\n"), old.Recipient(), cur.Recipient()),
 	})
 	out, err := r.check(checker(cur), ZeroID, head)
 	if err != nil {

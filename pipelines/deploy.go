@@ -236,13 +236,18 @@ func (r *Runner) deployPlan(ctx context.Context, lr *liveRun, run *Run, log *log
 		return nil, err
 	}
 	env, _ := spec.Environment(run.Environment)
-	vars, err := r.deploySecrets(ctx, run.Repo, run.Environment)
+	vars, err := r.deploySecrets(ctx, run.Repo, run.Environment, log)
 	if err != nil {
 		return nil, err
 	}
 	mask := secrets.NewMasker(vars)
+	// Whoever reads the deploy's log must know what it does not hide, not
+	// only whoever reads the server's.
+	var notes []string
 	for _, k := range mask.ShortKeys() {
 		log.WithField("key", k).Warn("secret shorter than 4 characters is not masked in logs")
+		notes = append(notes, fmt.Sprintf("refline: warning: the secret %s is shorter than %d characters, so it is not masked in this log; "+
+			"use a longer value to have it masked", k, secrets.MinMaskLen))
 	}
 	var secretEnv []string
 	for _, v := range vars {
@@ -254,6 +259,7 @@ func (r *Runner) deployPlan(ctx context.Context, lr *liveRun, run *Run, log *log
 		stages: []Stage{{Name: "deploy", Run: env.Run, Timeout: DefaultTimeout}},
 		env:    jobEnv,
 		mask:   mask,
+		notes:  notes,
 		fill: func(ctx context.Context, work string) error {
 			return gitReader{gitDir: gitDir}.checkout(ctx, run.Artifact, work, work+".index")
 		},
@@ -274,7 +280,14 @@ func (r *Runner) deployPlan(ctx context.Context, lr *liveRun, run *Run, log *log
 // deploySecrets decrypts .refline/secrets/ENV.age at the tip of the deploy
 // branch (so a rollback never brings back a revoked credential). The
 // plaintext lives only in memory and in the deploy process's environment.
-func (r *Runner) deploySecrets(ctx context.Context, repo, env string) ([]secrets.Var, error) {
+//
+// The server can decrypt every repository's files, so it uses one only
+// when its binding line names this repository and environment: a file
+// copied from elsewhere, or written before files were bound, fails the
+// deploy. The push check refuses both already; this catches files that
+// reached the branch without it (pushed before the upgrade, or moved in by
+// hand on the server).
+func (r *Runner) deploySecrets(ctx context.Context, repo, env string, log *logrus.Entry) ([]secrets.Var, error) {
 	branch := r.cfg.Repos.DeployBranch(ctx, repo)
 	git := gitReader{gitDir: r.cfg.Repos.Path(repo)}
 	path := SecretsDir + env + ".age"
@@ -291,6 +304,21 @@ func (r *Runner) deploySecrets(ctx context.Context, repo, env string) ([]secrets
 	plain, err := secrets.Decrypt(data, r.cfg.AgeIdentities()...)
 	if err != nil {
 		return nil, fmt.Errorf("%s (at %s): %w", path, branch, err)
+	}
+	want := secrets.Binding{Repo: repo, Env: env}
+	if err := want.Check(plain); err != nil {
+		clear(plain) // not used: drop it now rather than when collected
+		var mismatch *secrets.MismatchError
+		if errors.As(err, &mismatch) {
+			log.WithFields(logrus.Fields{"file": path, "bound_to": mismatch.Got.String()}).
+				Warn("deploy refused: the secrets file is bound to another repository or environment")
+			return nil, fmt.Errorf("deploy refused: %s (at %s): %w: the server uses a secrets file only for the repository "+
+				"and environment it was written for; write %s's own with refline secrets set %s KEY=VALUE and push",
+				path, branch, err, want, env)
+		}
+		log.WithField("file", path).Warn("deploy refused: the secrets file is not bound to a repository and environment")
+		return nil, fmt.Errorf("deploy refused: %s (at %s): %w: run refline secrets reencrypt %s (or --all) in a clone "+
+			"and push, which adds the line %q", path, branch, err, env, want.Line())
 	}
 	vars, err := secrets.ParseDotenv(plain)
 	if err != nil {

@@ -427,6 +427,10 @@ type plan struct {
 	fill    func(ctx context.Context, work string) error
 	mask    *secrets.Masker
 	succeed func(ctx context.Context, work string) error
+
+	// notes are lines written at the head of the first stage's log,
+	// before the job starts: what its reader must know.
+	notes []string
 }
 
 // runStages prepares the workspace and runs the stages in order. It returns
@@ -463,7 +467,11 @@ func (r *Runner) runStages(ctx context.Context, lr *liveRun, log *logrus.Entry) 
 	}
 
 	for i, st := range p.stages {
-		state, code, errText := r.runStage(ctx, lr, i, st, work, p.env, p.mask, log)
+		var notes []string
+		if i == 0 {
+			notes = p.notes
+		}
+		state, code, errText := r.runStage(ctx, lr, i, st, work, p.env, p.mask, notes, log)
 		r.update(lr, func(run *Run) {
 			run.Stages[i].State, run.Stages[i].ExitCode, run.Stages[i].Error = state, code, errText
 			run.Stages[i].Finished = time.Now().UTC()
@@ -536,7 +544,7 @@ func (r *Runner) buildPlan(ctx context.Context, lr *liveRun, run *Run) (*plan, e
 	}, nil
 }
 
-func (r *Runner) runStage(ctx context.Context, lr *liveRun, i int, st Stage, work string, env []string, mask *secrets.Masker, log *logrus.Entry) (State, int, string) {
+func (r *Runner) runStage(ctx context.Context, lr *liveRun, i int, st Stage, work string, env []string, mask *secrets.Masker, notes []string, log *logrus.Entry) (State, int, string) {
 	run := copyRunLocked(r, lr)
 	file, err := createStageLog(r.store.logPath(run, st.Name), lr.bell.ring)
 	if err != nil {
@@ -551,6 +559,9 @@ func (r *Runner) runStage(ctx context.Context, lr *liveRun, i int, st Stage, wor
 		mw := mask.Writer(file)
 		defer mw.Close()
 		out = mw
+	}
+	for _, n := range notes {
+		fmt.Fprintln(out, n)
 	}
 	timeout := st.Timeout
 	if timeout <= 0 {

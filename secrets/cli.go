@@ -36,6 +36,10 @@ type Config struct {
 	// Refresh asks the server for its recipients even when
 	// ServerRecipientsFile exists.
 	Refresh bool
+	// Repo is the repository's name on the server, which every file
+	// written is bound to (Binding). "" means the path of the origin
+	// remote's URL (RepoFromRemote).
+	Repo string
 
 	Getenv func(string) string // default os.Getenv
 	Stdin  io.Reader           // default os.Stdin
@@ -60,7 +64,8 @@ type Config struct {
 
 // CLI runs the `refline secrets` commands in a clone (SPEC §8): it decrypts
 // .refline/secrets/ENV.age with the user's identity and encrypts it to the
-// server's recipients plus .refline/recipients.
+// server's recipients plus .refline/recipients, bound (Binding) to the
+// repository (Config.Repo, or origin's) and ENV.
 //
 // A command rewrites a secrets file only when its plaintext or its set of
 // recipients changed, since age output is random and every rewrite is a
@@ -76,6 +81,7 @@ type CLI struct {
 	idDone bool
 
 	recips *recipientSet
+	repo   string // resolved from Config.Repo or origin; "" until needed
 }
 
 // New returns a CLI for the clone holding cfg.Dir.
@@ -244,7 +250,9 @@ func (c *CLI) Unset(ctx context.Context, env string, keys ...string) error {
 }
 
 // Reencrypt encrypts each env's secrets file again to the current
-// recipients, whether or not they changed.
+// recipients, whether or not they changed, bound to this repository and
+// env: it is how a file written before refline bound files gets its
+// binding line, and what the server asks for until it has one.
 func (c *CLI) Reencrypt(ctx context.Context, envs ...string) error {
 	if len(envs) == 0 {
 		return errors.New("reencrypt needs an environment, or --all")
@@ -297,8 +305,11 @@ func (c *CLI) Edit(ctx context.Context, env string) (err error) {
 	if err != nil {
 		return err
 	}
-	// Resolve the recipients first: an unreachable server must not cost
-	// the user their edit.
+	// Resolve the recipients and the repository first: an unreachable
+	// server or an unknown name must not cost the user their edit.
+	if _, err := c.repoName(ctx); err != nil {
+		return err
+	}
 	if _, err := c.recipients(ctx); err != nil {
 		return err
 	}
@@ -445,9 +456,10 @@ type secretsFile struct {
 	path    string // absolute
 	rel     string // from the clone's root, for messages
 	exists  bool
-	armored []byte // the file as it is
-	marker  string // the recipient-set hash it records; "" if none
-	body    []byte // the plaintext after the marker
+	armored []byte  // the file as it is
+	binding Binding // the one it records; zero if none (or malformed)
+	marker  string  // the recipient-set hash it records; "" if none
+	body    []byte  // the plaintext after the binding and the marker
 }
 
 // open reads and decrypts env's secrets file. A missing file is an error
@@ -477,7 +489,11 @@ func (c *CLI) open(env string, mustExist bool) (*secretsFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	f.marker, f.body = splitMarker(plain)
+	// A file without a binding is read all the same: the user may read
+	// it, and writing it again binds it (the upgrade path).
+	var rest []byte
+	f.binding, rest, _ = SplitBinding(plain)
+	f.marker, f.body = splitMarker(rest)
 	return f, nil
 }
 
@@ -513,18 +529,24 @@ func (c *CLI) decrypt(f *secretsFile, data []byte) ([]byte, error) {
 	return nil, fmt.Errorf("%s is damaged: it is not a valid age file (restore it with git checkout, or ask someone to write it again)", f.rel)
 }
 
-// store encrypts body as env's new plaintext and writes the file, unless
-// body and the recipient set are those of the file already (and !force).
+// store encrypts body as env's new plaintext, bound to this repository
+// and env, and writes the file, unless body, binding and recipient set are
+// those of the file already (and !force).
 func (c *CLI) store(ctx context.Context, f *secretsFile, body []byte, force bool) error {
+	repo, err := c.repoName(ctx)
+	if err != nil {
+		return err
+	}
 	set, err := c.recipients(ctx)
 	if err != nil {
 		return err
 	}
-	if f.exists && !force && bytes.Equal(body, f.body) && f.marker == set.hash() && set.matchesHeader(f.armored) {
+	bind := Binding{Repo: repo, Env: f.env}
+	if f.exists && !force && bytes.Equal(body, f.body) && f.binding == bind && f.marker == set.hash() && set.matchesHeader(f.armored) {
 		fmt.Fprintf(c.cfg.Stderr, "%s is unchanged\n", f.rel)
 		return nil
 	}
-	out, err := Encrypt(joinMarker(set.hash(), body), set.recipients...)
+	out, err := Encrypt(JoinBinding(bind, joinMarker(set.hash(), body)), set.recipients...)
 	if err != nil {
 		return fmt.Errorf("encrypt %s: %w", f.rel, err)
 	}
@@ -535,6 +557,12 @@ func (c *CLI) store(ctx context.Context, f *secretsFile, body []byte, force bool
 	if vars, err := ParseDotenv(body); err == nil {
 		n = len(vars)
 	}
+	switch {
+	case f.exists && f.binding == Binding{}:
+		fmt.Fprintf(c.cfg.Stderr, "bound %s to %s (it was not bound to a repository and environment)\n", f.rel, bind)
+	case f.exists && f.binding != bind:
+		fmt.Fprintf(c.cfg.Stderr, "warning: %s was bound to %s; it is now bound to %s\n", f.rel, f.binding, bind)
+	}
 	fmt.Fprintf(c.cfg.Stderr, "wrote %s: %d key(s), encrypted to %d recipient(s); commit it to publish the change\n", f.rel, n, len(set.recipients))
 	// Tell the user now, not when they next try to read it.
 	if ids, err := c.identities(); err == nil {
@@ -544,6 +572,34 @@ func (c *CLI) store(ctx context.Context, f *secretsFile, body []byte, force bool
 		}
 	}
 	return nil
+}
+
+// repoName resolves, once, the repository the files are bound to:
+// Config.Repo, else the path of the origin remote's URL.
+func (c *CLI) repoName(ctx context.Context) (string, error) {
+	if c.repo != "" {
+		return c.repo, nil
+	}
+	if c.cfg.Repo != "" {
+		name := strings.TrimSuffix(strings.Trim(c.cfg.Repo, "/"), ".git")
+		if err := validRepo(name); err != nil {
+			return "", fmt.Errorf("--repo: %w", err)
+		}
+		c.repo = name
+		return name, nil
+	}
+	raw, err := gitOutput(ctx, c.root, "remote", "get-url", "origin")
+	if err != nil {
+		return "", fmt.Errorf("cannot tell which repository the secrets belong to: the clone has no origin remote (%v): "+
+			"add it (git remote add origin ssh://git@HOST:2222/NAME.git), or pass --repo NAME", err)
+	}
+	name, err := RepoFromRemote(strings.TrimSpace(raw))
+	if err != nil {
+		return "", fmt.Errorf("cannot tell which repository the secrets belong to from origin: %w; "+
+			"pass --repo NAME (the repository's name on the refline server)", err)
+	}
+	c.repo = name
+	return name, nil
 }
 
 // recipients resolves, once, the set to encrypt to: the server's recipients

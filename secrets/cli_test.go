@@ -39,6 +39,9 @@ func newTestClone(t *testing.T) *testClone {
 	if out, err := exec.Command("git", "init", "-q", tc.dir).CombinedOutput(); err != nil {
 		t.Fatalf("git init: %v\n%s", err, out)
 	}
+	if out, err := exec.Command("git", "-C", tc.dir, "remote", "add", "origin", "ssh://git@host:2222/team/app.git").CombinedOutput(); err != nil {
+		t.Fatalf("git remote add: %v\n%s", err, out)
+	}
 	user := testKeys(t)["ssh-ed25519"]
 	tc.idFile = filepath.Join(tc.home, "user.key")
 	writeFile(t, tc.idFile, user.private, 0o600)
@@ -486,8 +489,8 @@ func TestRewriteWhenHeaderDisagreesWithMarker(t *testing.T) {
 	tc := newTestClone(t)
 	tc.mustRun(func(c *CLI) error { return c.Set(ctx, "prod", "A=1") })
 	plain := tc.serverPlaintext("prod")
-	if !bytes.HasPrefix(plain, []byte(markerPrefix)) {
-		t.Fatalf("no marker in %q", plain)
+	if !bytes.HasPrefix(plain, []byte("# refline: team/app prod\n"+markerPrefix)) {
+		t.Fatalf("no binding and marker in %q", plain)
 	}
 	// Encrypted to the server only: the user's SSH key is missing.
 	out, err := Encrypt(plain, tc.server[0].Recipient())

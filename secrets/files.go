@@ -77,8 +77,9 @@ func EnvOf(path string) (env string, ok bool) {
 // recorded, and compared with the current one, in two places that travel
 // with the file itself instead of in a sidecar that can drift from it:
 //
-//   - the first line of the plaintext is the comment
-//     "# refline-recipients: sha256:HEX", HEX being the hash of the sorted
+//   - the line after the binding (Binding), the second of the plaintext, is
+//     the comment "# refline-recipients: sha256:HEX" (the first, in files
+//     written before bindings), HEX being the hash of the sorted
 //     recipient set. Being inside the encryption, it is invisible in the
 //     repository and only readable by those who can decrypt anyway; being a
 //     dotenv comment, deploys and `age -d` readers ignore it;
@@ -89,7 +90,7 @@ func EnvOf(path string) (env string, ok bool) {
 //
 // Both must agree with the current set for a command to leave a file alone.
 
-// markerPrefix starts the plaintext's first line in files refline writes.
+// markerPrefix starts the line after the binding in files refline writes.
 const markerPrefix = "# refline-recipients: sha256:"
 
 // splitMarker separates the recipient-set marker from the rest of a

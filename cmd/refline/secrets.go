@@ -18,6 +18,8 @@ const secretsUsage = `usage: refline secrets COMMAND [flags] ENV [ARGS]
 Run in a clone. Decrypts .refline/secrets/ENV.age with your identity and
 encrypts it to the server's recipients (.refline/server-recipients, fetched
 with ssh HOST keys through origin when missing) and .refline/recipients.
+Every file written is bound to its repository and environment (its first
+line is "# refline: REPO ENV"); the server uses a file only where it is bound.
 
   set ENV KEY=VALUE...    set variables (values given here land in shell history)
   set ENV KEY             set KEY to what stdin holds (one final newline dropped)
@@ -25,12 +27,15 @@ with ssh HOST keys through origin when missing) and .refline/recipients.
   unset ENV KEY...        remove variables
   list ENV                print the keys, never the values
   edit ENV                edit the decrypted file with $EDITOR (default vi)
-  reencrypt ENV...|--all  encrypt again to the current recipients
+  reencrypt ENV...|--all  encrypt again to the current recipients, and bind
+                          files written before refline bound them
 
 flags:
   --identity FILE  age identity file or OpenSSH private key to decrypt with
                    (default: ~/.ssh/id_ed25519 and ~/.ssh/id_rsa, whichever exist)
   --refresh        ask the server for its recipients again (after a key rotation)
+  --repo NAME      the repository's name on the server, to bind files to
+                   (default: the path of the origin remote's URL)
   --all            reencrypt: every secrets file of the clone
 `
 
@@ -48,6 +53,7 @@ func secretsCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	identity := fs.String("identity", "", "")
 	refresh := fs.Bool("refresh", false, "")
+	repo := fs.String("repo", "", "")
 	all := fs.Bool("all", false, "")
 	pos, err := parseInterspersed(fs, args[1:])
 	if errors.Is(err, flag.ErrHelp) {
@@ -85,7 +91,7 @@ func secretsCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	ctx := context.Background()
 	cli, err := secrets.New(ctx, secrets.Config{
-		Dir: ".", Identity: *identity, Refresh: *refresh,
+		Dir: ".", Identity: *identity, Refresh: *refresh, Repo: *repo,
 		Stdin: stdin, Stdout: stdout, Stderr: stderr,
 	})
 	if err == nil {

@@ -1,0 +1,172 @@
+package secrets
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// Binding is the repository and environment a secrets file belongs to
+// (SPEC §8). Encryption alone does not say it: the server can decrypt every
+// repository's files, so a file copied from one repository or environment
+// to another would decrypt there too. The binding travels inside the
+// encryption, as the plaintext's first line
+//
+//	# refline: REPO ENV
+//
+// which `refline secrets` writes and the server checks before it uses a
+// file. Being a dotenv comment, it is invisible to deploys and harmless to
+// `age -d` readers; being encrypted, whoever can rewrite it can read the
+// values anyway.
+type Binding struct {
+	Repo string // the repository's name as the server knows it: "team/app"
+	Env  string
+}
+
+// bindingPrefix starts the binding line. It is not a prefix of the
+// recipient-set marker ("# refline-recipients: …"), which follows it.
+const bindingPrefix = "# refline:"
+
+// ErrUnbound reports a plaintext without a valid binding line: a file
+// written before refline bound files, or with the age CLI. The fix is
+// `refline secrets reencrypt ENV` in a clone, which adds the line.
+var ErrUnbound = errors.New("it is not bound to a repository and environment")
+
+// MismatchError reports a file bound to another repository or environment
+// than the one it is used for: typically one copied from elsewhere.
+type MismatchError struct {
+	Got  Binding // what the file says
+	Want Binding // where it was found
+}
+
+func (e *MismatchError) Error() string {
+	return fmt.Sprintf("this file belongs to %s, not %s", e.Got, e.Want)
+}
+
+// String is "REPO/ENV", as messages name a binding.
+func (b Binding) String() string { return b.Repo + "/" + b.Env }
+
+// Line is the binding line, without its newline.
+func (b Binding) Line() string { return bindingPrefix + " " + b.Repo + " " + b.Env }
+
+// Valid says what is wrong with b, or nil: the repository name must follow
+// the grammar of SPEC §2 and the environment that of pipeline files.
+func (b Binding) Valid() error {
+	if err := validRepo(b.Repo); err != nil {
+		return err
+	}
+	if !ValidEnv(b.Env) {
+		return envError(b.Env)
+	}
+	return nil
+}
+
+// Check reports whether plain, a decrypted secrets file, is bound to b.
+// The error wraps ErrUnbound when the binding line is missing or malformed,
+// and is a *MismatchError when it names another repository or environment.
+// It never quotes the plaintext.
+func (b Binding) Check(plain []byte) error {
+	got, _, err := SplitBinding(plain)
+	if err != nil {
+		return err
+	}
+	if got != b {
+		return &MismatchError{Got: got, Want: b}
+	}
+	return nil
+}
+
+// SplitBinding separates the binding line from a plaintext. Without one,
+// it returns plain whole and an error wrapping ErrUnbound. A first line
+// that starts as a binding line but does not hold a valid repository and
+// environment is cut off, and reported as malformed (wrapping ErrUnbound).
+func SplitBinding(plain []byte) (b Binding, rest []byte, err error) {
+	after, ok := bytes.CutPrefix(plain, []byte(bindingPrefix))
+	if !ok {
+		return Binding{}, plain, ErrUnbound
+	}
+	line, rest, _ := bytes.Cut(after, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) == 2 {
+		b = Binding{Repo: f[0], Env: f[1]}
+		if b.Valid() == nil {
+			return b, rest, nil
+		}
+	}
+	// The line is not quoted: whatever it holds came from the plaintext.
+	return Binding{}, rest, fmt.Errorf("%w: its first line starts with %q but is not %q",
+		ErrUnbound, bindingPrefix, bindingPrefix+" REPO ENV")
+}
+
+// JoinBinding prepends b's line to rest.
+func JoinBinding(b Binding, rest []byte) []byte {
+	return append([]byte(b.Line()+"\n"), rest...)
+}
+
+// RepoFromRemote is the repository name a git remote URL points at on a
+// refline server: the URL's path without its leading "/" and ".git" suffix,
+// as the server reads it. It takes URLs (ssh://git@HOST:2222/team/app.git)
+// and scp-like remotes (git@HOST:team/app.git).
+func RepoFromRemote(raw string) (string, error) {
+	var path string
+	if strings.Contains(raw, "://") {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return "", fmt.Errorf("remote URL %q: %w", raw, err)
+		}
+		path = u.Path
+	} else {
+		// scp-like: a colon before any slash, as ParseSSHRemote reads it.
+		colon := strings.IndexByte(raw, ':')
+		if open := strings.IndexByte(raw, '['); open >= 0 && open < colon {
+			if end := strings.IndexByte(raw, ']'); end > open {
+				colon = -1
+				if i := strings.IndexByte(raw[end:], ':'); i >= 0 {
+					colon = end + i
+				}
+			}
+		}
+		if colon <= 0 || strings.Contains(raw[:colon], "/") {
+			return "", fmt.Errorf("remote URL %q is not a URL of a refline server (ssh://git@HOST:2222/NAME.git)", raw)
+		}
+		path = raw[colon+1:]
+	}
+	name := strings.TrimPrefix(path, "/")
+	name = strings.TrimSuffix(name, "/")
+	name = strings.TrimSuffix(name, ".git")
+	if err := validRepo(name); err != nil {
+		return "", fmt.Errorf("remote URL %q: %w", raw, err)
+	}
+	return name, nil
+}
+
+// maxRepoLen bounds a repository name (SPEC §2).
+const maxRepoLen = 255
+
+// validRepo checks a repository name against SPEC §2: one or more
+// "/"-separated segments of [A-Za-z0-9._-], none starting with ".", at
+// most 255 bytes. (The server has its own copy; secrets knows nothing of
+// it.)
+func validRepo(name string) error {
+	if name == "" {
+		return errors.New("the repository name is empty")
+	}
+	if len(name) > maxRepoLen {
+		return fmt.Errorf("the repository name is %d bytes; the limit is %d", len(name), maxRepoLen)
+	}
+	segs := strings.Split(name, "/")
+	for i, seg := range segs {
+		if seg == "" || seg[0] == '.' || i < len(segs)-1 && strings.HasSuffix(seg, ".git") {
+			return fmt.Errorf("invalid repository name %q: its /-separated parts must be non-empty, "+
+				"not start with '.', and only the last may end in .git", name)
+		}
+		for i := 0; i < len(seg); i++ {
+			if c := seg[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+				return fmt.Errorf("invalid repository name %q: use letters, digits, '.', '_', '-' and '/'", name)
+			}
+		}
+	}
+	return nil
+}
