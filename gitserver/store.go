@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/refline/refline/names"
 )
 
 // ErrNoRepo is returned for a repository that does not exist.
@@ -20,52 +22,16 @@ var ErrNoRepo = errors.New("repository not found")
 var ErrRepoExists = errors.New("repository already exists")
 
 // MaxNameLen bounds a repository name (SPEC §2).
-const MaxNameLen = 255
+const MaxNameLen = names.MaxRepoLen
 
-// ValidName checks a repository name against the SPEC §2 grammar: one or more
-// "/"-separated segments of [A-Za-z0-9._-], none starting with ".", at most
-// 255 bytes. The grammar alone keeps names inside the data dir: no empty
-// segment, no "..", no absolute path. A ".git" suffix is the caller's to strip.
-func ValidName(name string) error {
-	if name == "" {
-		return errors.New("repository name is empty")
-	}
-	if len(name) > MaxNameLen {
-		return fmt.Errorf("repository name is %d bytes; the limit is %d", len(name), MaxNameLen)
-	}
-	segs := strings.Split(name, "/")
-	for i, seg := range segs {
-		if seg == "" {
-			return fmt.Errorf("repository name %q has an empty path segment", name)
-		}
-		if seg[0] == '.' {
-			return fmt.Errorf("repository name %q has a segment starting with '.'", name)
-		}
-		for i := 0; i < len(seg); i++ {
-			c := seg[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-				return fmt.Errorf("repository name %q has the character %q; use letters, digits, '.', '_', '-' and '/'", name, c)
-			}
-		}
-		// "a.git/b" would live inside repository "a"'s directory.
-		if i < len(segs)-1 && strings.HasSuffix(seg, ".git") {
-			return fmt.Errorf("repository name %q has a directory segment ending in .git", name)
-		}
-	}
-	return nil
-}
+// ValidName checks a repository name against the SPEC §2 grammar
+// (names.Repo). The grammar alone keeps names inside the data dir. A ".git"
+// suffix is the caller's to strip.
+func ValidName(name string) error { return names.Repo(name) }
 
 // CleanName turns what a client sends ("/team/app.git", "team/app") into a
-// repository name and validates it.
-func CleanName(raw string) (string, error) {
-	name := strings.TrimPrefix(raw, "/")
-	name = strings.TrimSuffix(name, "/")
-	name = strings.TrimSuffix(name, ".git")
-	if err := ValidName(name); err != nil {
-		return "", err
-	}
-	return name, nil
-}
+// repository name and validates it (names.CleanRepo).
+func CleanName(raw string) (string, error) { return names.CleanRepo(raw) }
 
 // Store keeps the bare repositories under one directory, NAME.git each.
 type Store struct {
