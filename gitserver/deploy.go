@@ -65,7 +65,11 @@ func (s *Server) resolveRev(repo, pipeline, rev string) (string, error) {
 	if rest, ok := strings.CutPrefix(rev, pipeline); ok && (rest == "" || rest[0] == '~' || rest[0] == '^') {
 		rev = refs.ArtifactRef(pipeline) + rest
 	}
-	cmd := exec.Command(s.cfg.Repos.gitBin(), "--git-dir="+s.cfg.Repos.Path(repo), "rev-parse", "--verify", "--quiet", "--end-of-options", rev+"^{commit}")
+	gitDir, err := s.cfg.Repos.Dir(repo)
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.Command(s.cfg.Repos.gitBin(), "--git-dir="+gitDir, "rev-parse", "--verify", "--quiet", "--end-of-options", rev+"^{commit}")
 	cmd.Env = GitEnv()
 	out, err := cmd.Output()
 	if err != nil {

@@ -40,9 +40,29 @@ type Store struct {
 	Git      string // git binary
 }
 
-// Path is the bare repository directory of a valid name.
+// Dir is the bare repository directory of name, or an error for a name
+// outside the grammar: the directory is joined from the name.
+func (s *Store) Dir(name string) (string, error) {
+	if err := ValidName(name); err != nil {
+		return "", err
+	}
+	return filepath.Join(s.Root, filepath.FromSlash(name)+".git"), nil
+}
+
+// invalidRepoDir stands for the directory of an invalid name in Path: no
+// repository lives there (names never start with '.', List skips it, Create
+// refuses), so nothing built from it reaches a repository.
+const invalidRepoDir = ".invalid-name.git"
+
+// Path is the bare repository directory of a valid name, for callers that
+// checked it; an invalid name gives a directory that holds no repository.
+// Dir says why a name is refused.
 func (s *Store) Path(name string) string {
-	return filepath.Join(s.Root, filepath.FromSlash(name)+".git")
+	p, err := s.Dir(name)
+	if err != nil {
+		return filepath.Join(s.Root, invalidRepoDir)
+	}
+	return p
 }
 
 // NameOf maps a bare repository path back to its name; it refuses any path
@@ -61,7 +81,11 @@ func (s *Store) NameOf(gitDir string) (string, error) {
 
 // Exists reports whether the repository exists.
 func (s *Store) Exists(name string) bool {
-	fi, err := os.Stat(filepath.Join(s.Path(name), "HEAD"))
+	dir, err := s.Dir(name)
+	if err != nil {
+		return false
+	}
+	fi, err := os.Stat(filepath.Join(dir, "HEAD"))
 	return err == nil && fi.Mode().IsRegular()
 }
 
@@ -69,13 +93,13 @@ func (s *Store) Exists(name string) bool {
 // and renamed into place, so a crash never leaves half a repository under a
 // valid name.
 func (s *Store) Create(ctx context.Context, name, deployBranch string) error {
-	if err := ValidName(name); err != nil {
+	final, err := s.Dir(name)
+	if err != nil {
 		return err
 	}
 	if deployBranch == "" {
 		deployBranch = "master"
 	}
-	final := s.Path(name)
 	if _, err := os.Stat(final); err == nil {
 		return fmt.Errorf("%s: %w", name, ErrRepoExists)
 	}
@@ -157,7 +181,11 @@ func (s *Store) Reconfigure(ctx context.Context) error {
 
 // DeployBranch is the branch whose pushes run pipelines.
 func (s *Store) DeployBranch(ctx context.Context, name string) string {
-	out, err := exec.CommandContext(ctx, s.gitBin(), "--git-dir="+s.Path(name), "config", "--get", "refline.deployBranch").Output()
+	dir, err := s.Dir(name)
+	if err != nil {
+		return "master"
+	}
+	out, err := exec.CommandContext(ctx, s.gitBin(), "--git-dir="+dir, "config", "--get", "refline.deployBranch").Output()
 	if b := strings.TrimSpace(string(out)); err == nil && b != "" {
 		return b
 	}
@@ -167,13 +195,13 @@ func (s *Store) DeployBranch(ctx context.Context, name string) string {
 // Delete removes a repository. It is first renamed out of the namespace so
 // that no new session can start on it, then removed.
 func (s *Store) Delete(name string) error {
-	if err := ValidName(name); err != nil {
+	p, err := s.Dir(name)
+	if err != nil {
 		return err
 	}
 	if !s.Exists(name) {
 		return fmt.Errorf("%s: %w", name, ErrNoRepo)
 	}
-	p := s.Path(name)
 	trash := filepath.Join(filepath.Dir(p), ".deleted-"+filepath.Base(p))
 	_ = os.RemoveAll(trash)
 	if err := os.Rename(p, trash); err != nil {
