@@ -17,24 +17,43 @@ import (
 	"github.com/refline/refline/access"
 )
 
-// Call is one SSH command invocation.
+// Call is one SSH command invocation. The gate fills the fields after Args
+// from the arguments it checked: a handler reads c.Repo, never c.Args[0].
 type Call struct {
 	Ctx  context.Context
 	Name string // the command's name
+	Sub  string // the subcommand ("create" of `repo create`), if any
 	User access.User
-	Args []string // after the command name, without --json
-	JSON bool
-	In   io.Reader
-	Out  io.Writer
-	Err  io.Writer
-	Log  *logrus.Entry
+	// Args are the arguments after the command (and subcommand), without
+	// --json and flags, each checked against its declared kind.
+	Args  []string
+	Flags map[string]bool // the flags given, by canonical name ("follow")
+	JSON  bool
+	In    io.Reader
+	Out   io.Writer
+	Err   io.Writer
+	Log   *logrus.Entry
+
+	Repo     string // the ArgRepo argument, cleaned (names.CleanRepo)
+	Pipeline string // the ArgPipeline argument (names.Pipeline)
+	Env      string // the ArgEnv argument (names.Env)
+	Number   int    // the ArgRun argument, 1 or more
+	Rev      string // the ArgRev argument, "" when not given
 }
 
-// Command is one SSH command.
+// Command is one SSH command: what it takes, what it needs, what it does.
+// The gate (see gate.go) checks Args and Need before Run is called.
 type Command struct {
 	Usage string // e.g. "repo create|delete|list|info NAME"
 	Help  string
-	Run   func(c *Call) error
+	Args  []Arg
+	Flags map[string]string // flag as typed -> canonical name: "-f" -> "follow"
+	Need  Need
+	// Sub holds the subcommands of a command like `repo create|delete`:
+	// the first argument picks one, whose Args, Need and Run then apply
+	// (after the parent's Need.Admin).
+	Sub map[string]Command
+	Run func(c *Call) error
 }
 
 // UsageError marks wrong arguments; the command's usage line is printed.
@@ -73,7 +92,13 @@ func (s *Server) runCommand(sess ssh.Session, log *logrus.Entry, user access.Use
 		}
 		c.Args = append(c.Args, a)
 	}
-	err := cmd.Run(c)
+	run, err := s.gate(cmd, c)
+	if err == nil {
+		if c.Repo != "" {
+			c.Log = c.Log.WithField("repo", c.Repo)
+		}
+		err = run.Run(c)
+	}
 	var ue *UsageError
 	switch {
 	case err == nil:
@@ -118,23 +143,29 @@ func (c *Call) Print(v any, rows [][]string) error {
 }
 
 func (s *Server) builtinCommands() map[string]Command {
+	name := []Arg{{Name: "NAME", Kind: ArgRepo}}
+	user := Arg{Name: "NAME", Kind: ArgUser}
 	return map[string]Command{
-		"repo": {Usage: "repo create|delete|list|info [NAME]", Help: "manage repositories", Run: s.cmdRepo},
+		"repo": {Usage: "repo create|delete|list|info [NAME]", Help: "manage repositories", Sub: map[string]Command{
+			"create": {Args: name, Need: Need{Create: true, Denied: "creating repositories needs an admin's permission"}, Run: s.cmdRepoCreate},
+			"delete": {Args: name, Need: Need{Repo: access.Admin}, Run: s.cmdRepoDelete},
+			"list":   {Run: s.cmdRepoList},
+			"info":   {Args: name, Need: Need{Repo: access.Read}, Run: s.cmdRepoInfo},
+		}},
 		"user": {Usage: "user add NAME KEY... | list | remove NAME | grant|revoke NAME admin|create", Help: "manage users (admins)",
-			Run: s.cmdUser},
+			Need: Need{Admin: true, Denied: "managing users is for admins"}, Sub: map[string]Command{
+				"add":    {Args: []Arg{user, {Name: "KEY", Kind: ArgKey, Many: true}}, Run: s.cmdUserAdd},
+				"list":   {Run: s.cmdUserList},
+				"remove": {Args: []Arg{user}, Run: s.cmdUserRemove},
+				"grant":  {Args: []Arg{user, {Name: "admin|create", Kind: ArgRight}}, Run: s.cmdUserRight},
+				"revoke": {Args: []Arg{user, {Name: "admin|create", Kind: ArgRight}}, Run: s.cmdUserRight},
+			}},
 		"access": {Usage: "access NAME USER LEVEL", Help: "set USER's level on repository NAME (none, read, write, deploy, admin)",
-			Run: s.cmdAccess},
+			Args: []Arg{{Name: "NAME", Kind: ArgRepo}, {Name: "USER", Kind: ArgUser}, {Name: "LEVEL", Kind: ArgLevel}},
+			Need: Need{Repo: access.Admin}, Run: s.cmdAccess},
 		"keys":   {Usage: "keys", Help: "the server's age recipients and its allowed_signers line", Run: s.cmdKeys},
 		"whoami": {Usage: "whoami", Help: "the user your key authenticates as", Run: s.cmdWhoami},
 	}
-}
-
-// repoArg validates the NAME argument of a command.
-func repoArg(args []string, i int) (string, error) {
-	if len(args) <= i {
-		return "", Usagef("missing repository name")
-	}
-	return CleanName(args[i])
 }
 
 // RequireRepo checks that the caller has at least need on the repository,
@@ -158,101 +189,69 @@ type repoInfo struct {
 	Grants       map[string]string `json:"grants,omitempty"`
 }
 
-func (s *Server) cmdRepo(c *Call) error {
-	if len(c.Args) == 0 {
-		return Usagef("missing subcommand")
+func (s *Server) cmdRepoCreate(c *Call) error {
+	name := c.Repo
+	if err := s.createRepo(c.Ctx, name, c.User); err != nil {
+		return err
 	}
-	switch c.Args[0] {
-	case "create":
-		if len(c.Args) != 2 {
-			return Usagef("repo create takes one NAME")
-		}
-		name, err := repoArg(c.Args, 1)
-		if err != nil {
-			return err
-		}
-		if !c.User.Admin && !c.User.CanCreate {
-			return fmt.Errorf("%w: creating repositories needs an admin's permission", ErrDenied)
-		}
-		if err := s.createRepo(c.Ctx, name, c.User); err != nil {
-			return err
-		}
-		c.Log.WithField("repo", name).Info("repository created")
-		return c.Print(repoInfo{Name: name, Level: access.Admin.String()}, [][]string{{name}})
-	case "delete":
-		if len(c.Args) != 2 {
-			return Usagef("repo delete takes one NAME")
-		}
-		name, err := repoArg(c.Args, 1)
-		if err != nil {
-			return err
-		}
-		if err := s.RequireRepo(c, name, access.Admin); err != nil {
-			return err
-		}
-		if err := s.cfg.Repos.Delete(name); err != nil {
-			return err
-		}
-		if err := s.cfg.Access.RemoveRepo(name); err != nil {
-			return err
-		}
-		if s.cfg.Pipelines != nil {
-			if err := s.cfg.Pipelines.RemoveRepo(name); err != nil {
-				return err
-			}
-		}
-		c.Log.WithField("repo", name).Info("repository deleted")
-		return c.Print(map[string]string{"deleted": name}, [][]string{{name}})
-	case "list":
-		if len(c.Args) != 1 {
-			return Usagef("repo list takes no arguments")
-		}
-		names, err := s.cfg.Repos.List()
-		if err != nil {
-			return err
-		}
-		infos := []repoInfo{}
-		var rows [][]string
-		for _, n := range names {
-			l := s.cfg.Access.Level(n, c.User)
-			if !l.Can(access.Read) {
-				continue
-			}
-			infos = append(infos, repoInfo{Name: n, Level: l.String()})
-			rows = append(rows, []string{n, l.String()})
-		}
-		return c.Print(infos, rows)
-	case "info":
-		if len(c.Args) != 2 {
-			return Usagef("repo info takes one NAME")
-		}
-		name, err := repoArg(c.Args, 1)
-		if err != nil {
-			return err
-		}
-		if err := s.RequireRepo(c, name, access.Read); err != nil {
-			return err
-		}
-		l := s.cfg.Access.Level(name, c.User)
-		info := repoInfo{Name: name, Level: l.String(), DeployBranch: s.cfg.Repos.DeployBranch(c.Ctx, name)}
-		rows := [][]string{{"name", name}, {"level", info.Level}, {"deploy_branch", info.DeployBranch}}
-		if l.Can(access.Admin) {
-			info.Grants = map[string]string{}
-			grants := s.cfg.Access.Grants(name)
-			users := make([]string, 0, len(grants))
-			for u := range grants {
-				users = append(users, u)
-			}
-			sort.Strings(users)
-			for _, u := range users {
-				info.Grants[u] = grants[u].String()
-				rows = append(rows, []string{"grant", u, grants[u].String()})
-			}
-		}
-		return c.Print(info, rows)
-	default:
-		return Usagef("unknown subcommand %q", c.Args[0])
+	c.Log.Info("repository created")
+	return c.Print(repoInfo{Name: name, Level: access.Admin.String()}, [][]string{{name}})
+}
+
+func (s *Server) cmdRepoDelete(c *Call) error {
+	name := c.Repo
+	if err := s.cfg.Repos.Delete(name); err != nil {
+		return err
 	}
+	if err := s.cfg.Access.RemoveRepo(name); err != nil {
+		return err
+	}
+	if s.cfg.Pipelines != nil {
+		if err := s.cfg.Pipelines.RemoveRepo(name); err != nil {
+			return err
+		}
+	}
+	c.Log.Info("repository deleted")
+	return c.Print(map[string]string{"deleted": name}, [][]string{{name}})
+}
+
+func (s *Server) cmdRepoList(c *Call) error {
+	names, err := s.cfg.Repos.List()
+	if err != nil {
+		return err
+	}
+	infos := []repoInfo{}
+	var rows [][]string
+	for _, n := range names {
+		l := s.cfg.Access.Level(n, c.User)
+		if !l.Can(access.Read) {
+			continue
+		}
+		infos = append(infos, repoInfo{Name: n, Level: l.String()})
+		rows = append(rows, []string{n, l.String()})
+	}
+	return c.Print(infos, rows)
+}
+
+func (s *Server) cmdRepoInfo(c *Call) error {
+	name := c.Repo
+	l := s.cfg.Access.Level(name, c.User)
+	info := repoInfo{Name: name, Level: l.String(), DeployBranch: s.cfg.Repos.DeployBranch(c.Ctx, name)}
+	rows := [][]string{{"name", name}, {"level", info.Level}, {"deploy_branch", info.DeployBranch}}
+	if l.Can(access.Admin) {
+		info.Grants = map[string]string{}
+		grants := s.cfg.Access.Grants(name)
+		users := make([]string, 0, len(grants))
+		for u := range grants {
+			users = append(users, u)
+		}
+		sort.Strings(users)
+		for _, u := range users {
+			info.Grants[u] = grants[u].String()
+			rows = append(rows, []string{"grant", u, grants[u].String()})
+		}
+	}
+	return c.Print(info, rows)
 }
 
 type userInfo struct {
@@ -262,100 +261,82 @@ type userInfo struct {
 	Keys      []string `json:"keys"`
 }
 
-func (s *Server) cmdUser(c *Call) error {
-	if !c.User.Admin {
-		return fmt.Errorf("%w: managing users is for admins", ErrDenied)
-	}
-	if len(c.Args) == 0 {
-		return Usagef("missing subcommand")
-	}
-	switch c.Args[0] {
-	case "add":
-		if len(c.Args) < 2 {
-			return Usagef("user add needs NAME and at least one KEY")
-		}
-		name := c.Args[1]
-		keyArgs := c.Args[2:]
-		if len(keyArgs) == 0 {
-			// `ssh HOST user add bob < bob.pub`
-			b, err := io.ReadAll(io.LimitReader(c.In, 64<<10))
-			if err != nil {
-				return err
-			}
-			for _, l := range strings.Split(string(b), "\n") {
-				if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-					keyArgs = append(keyArgs, l)
-				}
-			}
-		}
-		keys, err := parseKeyArgs(keyArgs)
+func (s *Server) cmdUserAdd(c *Call) error {
+	name := c.Args[0]
+	keyArgs := c.Args[1:]
+	if len(keyArgs) == 0 {
+		// `ssh HOST user add bob < bob.pub`
+		b, err := io.ReadAll(io.LimitReader(c.In, 64<<10))
 		if err != nil {
 			return err
 		}
-		if len(keys) == 0 {
-			return Usagef("user add needs at least one KEY (an OpenSSH public key line)")
-		}
-		if err := s.cfg.Access.AddUser(name, keys, false); err != nil {
-			return err
-		}
-		c.Log.WithField("new_user", name).Info("user added")
-		return c.Print(map[string]any{"added": name, "keys": len(keys)}, [][]string{{name, fmt.Sprint(len(keys))}})
-	case "list":
-		users := s.cfg.Access.Users()
-		infos := make([]userInfo, 0, len(users))
-		var rows [][]string
-		for _, u := range users {
-			role := "user"
-			if u.Admin {
-				role = "admin"
-			}
-			infos = append(infos, userInfo{Name: u.Name, Admin: u.Admin, CanCreate: u.CanCreate || u.Admin, Keys: u.Keys})
-			for _, k := range u.Keys {
-				fp := k
-				if pk, err := access.ParseAuthorizedKey(k); err == nil {
-					fp = gossh.FingerprintSHA256(pk)
-				}
-				rows = append(rows, []string{u.Name, role, fp})
+		for _, l := range strings.Split(string(b), "\n") {
+			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+				keyArgs = append(keyArgs, l)
 			}
 		}
-		return c.Print(infos, rows)
-	case "remove":
-		if len(c.Args) != 2 {
-			return Usagef("user remove takes one NAME")
-		}
-		if err := s.cfg.Access.RemoveUser(c.Args[1]); err != nil {
-			return err
-		}
-		c.Log.WithField("removed_user", c.Args[1]).Info("user removed")
-		return c.Print(map[string]string{"removed": c.Args[1]}, [][]string{{c.Args[1]}})
-	case "grant", "revoke":
-		if len(c.Args) != 3 {
-			return Usagef("user %s takes NAME and admin or create", c.Args[0])
-		}
-		on := c.Args[0] == "grant"
-		var err error
-		switch c.Args[2] {
-		case "admin":
-			err = s.cfg.Access.SetAdmin(c.Args[1], on)
-		case "create":
-			err = s.cfg.Access.SetCanCreate(c.Args[1], on)
-		default:
-			return Usagef("user %s: unknown right %q (admin or create)", c.Args[0], c.Args[2])
-		}
-		if err != nil {
-			return err
-		}
-		c.Log.WithFields(logrus.Fields{"target_user": c.Args[1], "right": c.Args[2], "on": on}).Info("user right changed")
-		return c.Print(map[string]any{"user": c.Args[1], c.Args[2]: on}, [][]string{{c.Args[1], c.Args[2], fmt.Sprint(on)}})
-	default:
-		return Usagef("unknown subcommand %q", c.Args[0])
 	}
+	keys, err := parseKeyArgs(keyArgs)
+	if err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		return Usagef("user add needs at least one KEY (an OpenSSH public key line)")
+	}
+	if err := s.cfg.Access.AddUser(name, keys, false); err != nil {
+		return err
+	}
+	c.Log.WithField("new_user", name).Info("user added")
+	return c.Print(map[string]any{"added": name, "keys": len(keys)}, [][]string{{name, fmt.Sprint(len(keys))}})
+}
+
+func (s *Server) cmdUserList(c *Call) error {
+	users := s.cfg.Access.Users()
+	infos := make([]userInfo, 0, len(users))
+	var rows [][]string
+	for _, u := range users {
+		role := "user"
+		if u.Admin {
+			role = "admin"
+		}
+		infos = append(infos, userInfo{Name: u.Name, Admin: u.Admin, CanCreate: u.CanCreate || u.Admin, Keys: u.Keys})
+		for _, k := range u.Keys {
+			fp := k
+			if pk, err := access.ParseAuthorizedKey(k); err == nil {
+				fp = gossh.FingerprintSHA256(pk)
+			}
+			rows = append(rows, []string{u.Name, role, fp})
+		}
+	}
+	return c.Print(infos, rows)
+}
+
+func (s *Server) cmdUserRemove(c *Call) error {
+	if err := s.cfg.Access.RemoveUser(c.Args[0]); err != nil {
+		return err
+	}
+	c.Log.WithField("removed_user", c.Args[0]).Info("user removed")
+	return c.Print(map[string]string{"removed": c.Args[0]}, [][]string{{c.Args[0]}})
+}
+
+// cmdUserRight serves user grant and user revoke.
+func (s *Server) cmdUserRight(c *Call) error {
+	name, right := c.Args[0], c.Args[1]
+	on := c.Sub == "grant"
+	var err error
+	if right == "admin" {
+		err = s.cfg.Access.SetAdmin(name, on)
+	} else {
+		err = s.cfg.Access.SetCanCreate(name, on)
+	}
+	if err != nil {
+		return err
+	}
+	c.Log.WithFields(logrus.Fields{"target_user": name, "right": right, "on": on}).Info("user right changed")
+	return c.Print(map[string]any{"user": name, right: on}, [][]string{{name, right, fmt.Sprint(on)}})
 }
 
 func (s *Server) cmdWhoami(c *Call) error {
-	if len(c.Args) != 0 {
-		return Usagef("whoami takes no arguments")
-	}
 	return c.Print(map[string]any{"user": c.User.Name, "admin": c.User.Admin}, [][]string{{c.User.Name}})
 }
 
@@ -386,32 +367,20 @@ func isKeyType(s string) bool {
 }
 
 func (s *Server) cmdAccess(c *Call) error {
-	if len(c.Args) != 3 {
-		return Usagef("access takes NAME USER LEVEL")
-	}
-	name, err := repoArg(c.Args, 0)
-	if err != nil {
-		return err
-	}
+	name, grantee := c.Repo, c.Args[1]
 	level, err := access.ParseLevel(c.Args[2])
 	if err != nil {
 		return Usagef("%v", err)
 	}
-	if err := s.RequireRepo(c, name, access.Admin); err != nil {
+	if err := s.cfg.Access.Grant(name, grantee, level); err != nil {
 		return err
 	}
-	if err := s.cfg.Access.Grant(name, c.Args[1], level); err != nil {
-		return err
-	}
-	c.Log.WithFields(logrus.Fields{"repo": name, "grantee": c.Args[1], "level": level}).Info("access set")
-	return c.Print(map[string]string{"repo": name, "user": c.Args[1], "level": level.String()},
-		[][]string{{name, c.Args[1], level.String()}})
+	c.Log.WithFields(logrus.Fields{"grantee": grantee, "level": level}).Info("access set")
+	return c.Print(map[string]string{"repo": name, "user": grantee, "level": level.String()},
+		[][]string{{name, grantee, level.String()}})
 }
 
 func (s *Server) cmdKeys(c *Call) error {
-	if len(c.Args) != 0 {
-		return Usagef("keys takes no arguments")
-	}
 	recips := s.cfg.Keys.AgeRecipients()
 	signers := s.cfg.Keys.AllowedSignersLine()
 	var rows [][]string

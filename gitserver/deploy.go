@@ -5,22 +5,11 @@ import (
 	"os/exec"
 	"strings"
 
-	"github.com/refline/refline/access"
 	"github.com/refline/refline/refs"
 )
 
 func (s *Server) cmdArtifacts(c *Call) error {
-	if len(c.Args) != 2 {
-		return Usagef("artifacts takes REPO PIPELINE")
-	}
-	repo, err := repoArg(c.Args, 0)
-	if err != nil {
-		return err
-	}
-	if err := s.RequireRepo(c, repo, access.Read); err != nil {
-		return err
-	}
-	arts, err := s.cfg.Pipelines.Artifacts(repo, c.Args[1], 100)
+	arts, err := s.cfg.Pipelines.Artifacts(c.Repo, c.Pipeline, 100)
 	if err != nil {
 		return err
 	}
@@ -34,23 +23,14 @@ func (s *Server) cmdArtifacts(c *Call) error {
 // cmdDeploy serves deploy and rollback: both point the deploy ref at an
 // artifact; they differ in the default target.
 func (s *Server) cmdDeploy(c *Call) error {
-	if len(c.Args) != 3 && len(c.Args) != 4 {
-		return Usagef("takes REPO PIPELINE ENV [REV]")
-	}
-	repo, err := repoArg(c.Args, 0)
-	if err != nil {
-		return err
-	}
-	if err := s.RequireRepo(c, repo, access.Deploy); err != nil {
-		return err
-	}
-	pipeline, env := c.Args[1], c.Args[2]
+	repo, pipeline, env := c.Repo, c.Pipeline, c.Env
 	rollback := c.Name == "rollback"
 	verb := c.Name
 	var target string
+	var err error
 	switch {
-	case len(c.Args) == 4:
-		target, err = s.resolveRev(repo, pipeline, c.Args[3])
+	case c.Rev != "":
+		target, err = s.resolveRev(repo, pipeline, c.Rev)
 	case rollback:
 		target, err = s.cfg.Pipelines.RollbackTarget(repo, pipeline, env)
 	default:
@@ -85,7 +65,11 @@ func (s *Server) resolveRev(repo, pipeline, rev string) (string, error) {
 	if rest, ok := strings.CutPrefix(rev, pipeline); ok && (rest == "" || rest[0] == '~' || rest[0] == '^') {
 		rev = refs.ArtifactRef(pipeline) + rest
 	}
-	cmd := exec.Command(s.cfg.Repos.gitBin(), "--git-dir="+s.cfg.Repos.Path(repo), "rev-parse", "--verify", "--quiet", "--end-of-options", rev+"^{commit}")
+	gitDir, err := s.cfg.Repos.Dir(repo)
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.Command(s.cfg.Repos.gitBin(), "--git-dir="+gitDir, "rev-parse", "--verify", "--quiet", "--end-of-options", rev+"^{commit}")
 	cmd.Env = GitEnv()
 	out, err := cmd.Output()
 	if err != nil {
@@ -95,17 +79,7 @@ func (s *Server) resolveRev(repo, pipeline, rev string) (string, error) {
 }
 
 func (s *Server) cmdStatus(c *Call) error {
-	if len(c.Args) != 1 {
-		return Usagef("status takes REPO")
-	}
-	repo, err := repoArg(c.Args, 0)
-	if err != nil {
-		return err
-	}
-	if err := s.RequireRepo(c, repo, access.Read); err != nil {
-		return err
-	}
-	sts, err := s.cfg.Pipelines.Status(repo)
+	sts, err := s.cfg.Pipelines.Status(c.Repo)
 	if err != nil {
 		return err
 	}

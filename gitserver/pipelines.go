@@ -27,32 +27,38 @@ type Pipelines interface {
 }
 
 func (s *Server) pipelineCommands() map[string]Command {
+	repo := Arg{Name: "REPO", Kind: ArgRepo}
+	pipeline := Arg{Name: "PIPELINE", Kind: ArgPipeline}
+	run := Arg{Name: "RUN", Kind: ArgRun}
+	deploy := []Arg{repo, pipeline, {Name: "ENV", Kind: ArgEnv}, {Name: "REV", Kind: ArgRev, Optional: true}}
+	// cancel and retry act on a build with write, on a deploy with deploy.
+	onRun := Need{Repo: access.Write, Level: s.levelFor}
 	return map[string]Command{
-		"pipelines": {Usage: "pipelines REPO", Help: "pipelines on the deploy branch, with their last run", Run: s.cmdPipelines},
-		"runs":      {Usage: "runs REPO [PIPELINE]", Help: "recent runs", Run: s.cmdRuns},
-		"logs":      {Usage: "logs REPO PIPELINE RUN [-f]", Help: "a run's log; -f follows a live run to its end", Run: s.cmdLogs},
-		"cancel":    {Usage: "cancel REPO PIPELINE RUN", Help: "stop a queued or running run", Run: s.cmdCancel},
-		"retry":     {Usage: "retry REPO PIPELINE RUN", Help: "run again at the same commit", Run: s.cmdRetry},
-		"artifacts": {Usage: "artifacts REPO PIPELINE", Help: "the artifact history, newest first", Run: s.cmdArtifacts},
+		"pipelines": {Usage: "pipelines REPO", Help: "pipelines on the deploy branch, with their last run",
+			Args: []Arg{repo}, Need: Need{Repo: access.Read}, Run: s.cmdPipelines},
+		"runs": {Usage: "runs REPO [PIPELINE]", Help: "recent runs",
+			Args: []Arg{repo, {Name: "PIPELINE", Kind: ArgPipeline, Optional: true}}, Need: Need{Repo: access.Read}, Run: s.cmdRuns},
+		"logs": {Usage: "logs REPO PIPELINE RUN [-f]", Help: "a run's log; -f follows a live run to its end",
+			Args: []Arg{repo, pipeline, run}, Flags: map[string]string{"-f": "follow", "--follow": "follow"},
+			Need: Need{Repo: access.Read}, Run: s.cmdLogs},
+		"cancel": {Usage: "cancel REPO PIPELINE RUN", Help: "stop a queued or running run",
+			Args: []Arg{repo, pipeline, run}, Need: onRun, Run: s.cmdCancel},
+		"retry": {Usage: "retry REPO PIPELINE RUN", Help: "run again at the same commit",
+			Args: []Arg{repo, pipeline, run}, Need: onRun, Run: s.cmdRetry},
+		"artifacts": {Usage: "artifacts REPO PIPELINE", Help: "the artifact history, newest first",
+			Args: []Arg{repo, pipeline}, Need: Need{Repo: access.Read}, Run: s.cmdArtifacts},
+		// Deploy rights per environment (SPEC §3) plug in as Need.Check.
 		"deploy": {Usage: "deploy REPO PIPELINE ENV [REV]", Help: "point refs/deploy/ENV/PIPELINE at REV (default: newest artifact)",
-			Run: s.cmdDeploy},
+			Args: deploy, Need: Need{Repo: access.Deploy}, Run: s.cmdDeploy},
 		"rollback": {Usage: "rollback REPO PIPELINE ENV [REV]", Help: "point it back at the artifact deployed before (or REV)",
-			Run: s.cmdDeploy},
-		"status": {Usage: "status REPO", Help: "desired and deployed artifact of each environment × pipeline", Run: s.cmdStatus},
+			Args: deploy, Need: Need{Repo: access.Deploy}, Run: s.cmdDeploy},
+		"status": {Usage: "status REPO", Help: "desired and deployed artifact of each environment × pipeline",
+			Args: []Arg{repo}, Need: Need{Repo: access.Read}, Run: s.cmdStatus},
 	}
 }
 
 func (s *Server) cmdPipelines(c *Call) error {
-	if len(c.Args) != 1 {
-		return Usagef("pipelines takes REPO")
-	}
-	repo, err := repoArg(c.Args, 0)
-	if err != nil {
-		return err
-	}
-	if err := s.RequireRepo(c, repo, access.Read); err != nil {
-		return err
-	}
+	repo := c.Repo
 	branch := s.cfg.Repos.DeployBranch(c.Ctx, repo)
 	infos, err := s.cfg.Pipelines.Pipelines(c.Ctx, repo, "refs/heads/"+branch)
 	if err != nil {
@@ -76,21 +82,7 @@ func (s *Server) cmdPipelines(c *Call) error {
 }
 
 func (s *Server) cmdRuns(c *Call) error {
-	if len(c.Args) < 1 || len(c.Args) > 2 {
-		return Usagef("runs takes REPO and optionally PIPELINE")
-	}
-	repo, err := repoArg(c.Args, 0)
-	if err != nil {
-		return err
-	}
-	if err := s.RequireRepo(c, repo, access.Read); err != nil {
-		return err
-	}
-	pipeline := ""
-	if len(c.Args) == 2 {
-		pipeline = c.Args[1]
-	}
-	runs, err := s.cfg.Pipelines.Runs(repo, pipeline, 50)
+	runs, err := s.cfg.Pipelines.Runs(c.Repo, c.Pipeline, 50)
 	if err != nil {
 		return err
 	}
@@ -109,44 +101,9 @@ func (s *Server) cmdRuns(c *Call) error {
 	return c.Print(runs, rows)
 }
 
-// runArgs parses REPO PIPELINE RUN and checks the caller's level.
-func (s *Server) runArgs(c *Call, need access.Level) (string, string, int, error) {
-	if len(c.Args) < 3 {
-		return "", "", 0, Usagef("needs REPO PIPELINE RUN")
-	}
-	repo, err := repoArg(c.Args, 0)
-	if err != nil {
-		return "", "", 0, err
-	}
-	n, err := strconv.Atoi(c.Args[2])
-	if err != nil || n < 1 {
-		return "", "", 0, Usagef("RUN must be a run number, not %q", c.Args[2])
-	}
-	if err := s.RequireRepo(c, repo, need); err != nil {
-		return "", "", 0, err
-	}
-	return repo, c.Args[1], n, nil
-}
-
 func (s *Server) cmdLogs(c *Call) error {
-	follow := false
-	var args []string
-	for _, a := range c.Args {
-		if a == "-f" || a == "--follow" {
-			follow = true
-			continue
-		}
-		args = append(args, a)
-	}
-	c.Args = args
-	if len(args) != 3 {
-		return Usagef("logs takes REPO PIPELINE RUN")
-	}
-	repo, pipeline, n, err := s.runArgs(c, access.Read)
-	if err != nil {
-		return err
-	}
-	run, err := s.cfg.Pipelines.Logs(c.Ctx, repo, pipeline, n, c.Out, follow)
+	follow := c.Flags["follow"]
+	run, err := s.cfg.Pipelines.Logs(c.Ctx, c.Repo, c.Pipeline, c.Number, c.Out, follow)
 	if err != nil {
 		return err
 	}
@@ -158,24 +115,15 @@ func (s *Server) cmdLogs(c *Call) error {
 
 // levelFor is what acting on a run needs: write for builds, deploy for
 // deploys.
-func (s *Server) levelFor(repo, pipeline string, n int) access.Level {
-	if r, err := s.cfg.Pipelines.Get(repo, pipeline, n); err == nil && r.Kind == pipelines.Deploy {
+func (s *Server) levelFor(c *Call) access.Level {
+	if r, err := s.cfg.Pipelines.Get(c.Repo, c.Pipeline, c.Number); err == nil && r.Kind == pipelines.Deploy {
 		return access.Deploy
 	}
 	return access.Write
 }
 
 func (s *Server) cmdCancel(c *Call) error {
-	if len(c.Args) != 3 {
-		return Usagef("cancel takes REPO PIPELINE RUN")
-	}
-	repo, pipeline, n, err := s.runArgs(c, access.Read)
-	if err != nil {
-		return err
-	}
-	if err := s.RequireRepo(c, repo, s.levelFor(repo, pipeline, n)); err != nil {
-		return err
-	}
+	repo, pipeline, n := c.Repo, c.Pipeline, c.Number
 	if err := s.cfg.Pipelines.Cancel(repo, pipeline, n); err != nil {
 		return err
 	}
@@ -184,17 +132,8 @@ func (s *Server) cmdCancel(c *Call) error {
 }
 
 func (s *Server) cmdRetry(c *Call) error {
-	if len(c.Args) != 3 {
-		return Usagef("retry takes REPO PIPELINE RUN")
-	}
-	repo, pipeline, n, err := s.runArgs(c, access.Read)
-	if err != nil {
-		return err
-	}
-	if err := s.RequireRepo(c, repo, s.levelFor(repo, pipeline, n)); err != nil {
-		return err
-	}
-	run, err := s.cfg.Pipelines.Retry(c.Ctx, repo, pipeline, n, c.User.Name)
+	n := c.Number
+	run, err := s.cfg.Pipelines.Retry(c.Ctx, c.Repo, c.Pipeline, n, c.User.Name)
 	if err != nil {
 		return err
 	}

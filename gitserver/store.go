@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/refline/refline/names"
 )
 
 // ErrNoRepo is returned for a repository that does not exist.
@@ -20,52 +22,16 @@ var ErrNoRepo = errors.New("repository not found")
 var ErrRepoExists = errors.New("repository already exists")
 
 // MaxNameLen bounds a repository name (SPEC §2).
-const MaxNameLen = 255
+const MaxNameLen = names.MaxRepoLen
 
-// ValidName checks a repository name against the SPEC §2 grammar: one or more
-// "/"-separated segments of [A-Za-z0-9._-], none starting with ".", at most
-// 255 bytes. The grammar alone keeps names inside the data dir: no empty
-// segment, no "..", no absolute path. A ".git" suffix is the caller's to strip.
-func ValidName(name string) error {
-	if name == "" {
-		return errors.New("repository name is empty")
-	}
-	if len(name) > MaxNameLen {
-		return fmt.Errorf("repository name is %d bytes; the limit is %d", len(name), MaxNameLen)
-	}
-	segs := strings.Split(name, "/")
-	for i, seg := range segs {
-		if seg == "" {
-			return fmt.Errorf("repository name %q has an empty path segment", name)
-		}
-		if seg[0] == '.' {
-			return fmt.Errorf("repository name %q has a segment starting with '.'", name)
-		}
-		for i := 0; i < len(seg); i++ {
-			c := seg[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-				return fmt.Errorf("repository name %q has the character %q; use letters, digits, '.', '_', '-' and '/'", name, c)
-			}
-		}
-		// "a.git/b" would live inside repository "a"'s directory.
-		if i < len(segs)-1 && strings.HasSuffix(seg, ".git") {
-			return fmt.Errorf("repository name %q has a directory segment ending in .git", name)
-		}
-	}
-	return nil
-}
+// ValidName checks a repository name against the SPEC §2 grammar
+// (names.Repo). The grammar alone keeps names inside the data dir. A ".git"
+// suffix is the caller's to strip.
+func ValidName(name string) error { return names.Repo(name) }
 
 // CleanName turns what a client sends ("/team/app.git", "team/app") into a
-// repository name and validates it.
-func CleanName(raw string) (string, error) {
-	name := strings.TrimPrefix(raw, "/")
-	name = strings.TrimSuffix(name, "/")
-	name = strings.TrimSuffix(name, ".git")
-	if err := ValidName(name); err != nil {
-		return "", err
-	}
-	return name, nil
-}
+// repository name and validates it (names.CleanRepo).
+func CleanName(raw string) (string, error) { return names.CleanRepo(raw) }
 
 // Store keeps the bare repositories under one directory, NAME.git each.
 type Store struct {
@@ -74,9 +40,29 @@ type Store struct {
 	Git      string // git binary
 }
 
-// Path is the bare repository directory of a valid name.
+// Dir is the bare repository directory of name, or an error for a name
+// outside the grammar: the directory is joined from the name.
+func (s *Store) Dir(name string) (string, error) {
+	if err := ValidName(name); err != nil {
+		return "", err
+	}
+	return filepath.Join(s.Root, filepath.FromSlash(name)+".git"), nil
+}
+
+// invalidRepoDir stands for the directory of an invalid name in Path: no
+// repository lives there (names never start with '.', List skips it, Create
+// refuses), so nothing built from it reaches a repository.
+const invalidRepoDir = ".invalid-name.git"
+
+// Path is the bare repository directory of a valid name, for callers that
+// checked it; an invalid name gives a directory that holds no repository.
+// Dir says why a name is refused.
 func (s *Store) Path(name string) string {
-	return filepath.Join(s.Root, filepath.FromSlash(name)+".git")
+	p, err := s.Dir(name)
+	if err != nil {
+		return filepath.Join(s.Root, invalidRepoDir)
+	}
+	return p
 }
 
 // NameOf maps a bare repository path back to its name; it refuses any path
@@ -95,7 +81,11 @@ func (s *Store) NameOf(gitDir string) (string, error) {
 
 // Exists reports whether the repository exists.
 func (s *Store) Exists(name string) bool {
-	fi, err := os.Stat(filepath.Join(s.Path(name), "HEAD"))
+	dir, err := s.Dir(name)
+	if err != nil {
+		return false
+	}
+	fi, err := os.Stat(filepath.Join(dir, "HEAD"))
 	return err == nil && fi.Mode().IsRegular()
 }
 
@@ -103,13 +93,13 @@ func (s *Store) Exists(name string) bool {
 // and renamed into place, so a crash never leaves half a repository under a
 // valid name.
 func (s *Store) Create(ctx context.Context, name, deployBranch string) error {
-	if err := ValidName(name); err != nil {
+	final, err := s.Dir(name)
+	if err != nil {
 		return err
 	}
 	if deployBranch == "" {
 		deployBranch = "master"
 	}
-	final := s.Path(name)
 	if _, err := os.Stat(final); err == nil {
 		return fmt.Errorf("%s: %w", name, ErrRepoExists)
 	}
@@ -191,7 +181,11 @@ func (s *Store) Reconfigure(ctx context.Context) error {
 
 // DeployBranch is the branch whose pushes run pipelines.
 func (s *Store) DeployBranch(ctx context.Context, name string) string {
-	out, err := exec.CommandContext(ctx, s.gitBin(), "--git-dir="+s.Path(name), "config", "--get", "refline.deployBranch").Output()
+	dir, err := s.Dir(name)
+	if err != nil {
+		return "master"
+	}
+	out, err := exec.CommandContext(ctx, s.gitBin(), "--git-dir="+dir, "config", "--get", "refline.deployBranch").Output()
 	if b := strings.TrimSpace(string(out)); err == nil && b != "" {
 		return b
 	}
@@ -201,13 +195,13 @@ func (s *Store) DeployBranch(ctx context.Context, name string) string {
 // Delete removes a repository. It is first renamed out of the namespace so
 // that no new session can start on it, then removed.
 func (s *Store) Delete(name string) error {
-	if err := ValidName(name); err != nil {
+	p, err := s.Dir(name)
+	if err != nil {
 		return err
 	}
 	if !s.Exists(name) {
 		return fmt.Errorf("%s: %w", name, ErrNoRepo)
 	}
-	p := s.Path(name)
 	trash := filepath.Join(filepath.Dir(p), ".deleted-"+filepath.Base(p))
 	_ = os.RemoveAll(trash)
 	if err := os.Rename(p, trash); err != nil {

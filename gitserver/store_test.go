@@ -174,3 +174,34 @@ func TestSplitCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreRefusesInvalidNames checks the store's own defence: a name
+// outside the grammar never becomes a repository's directory, whoever asks.
+func TestStoreRefusesInvalidNames(t *testing.T) {
+	ctx := context.Background()
+	root := filepath.Join(t.TempDir(), "repos")
+	s := &Store{Root: root, HooksDir: "/nonexistent/hooks"}
+	if err := s.Create(ctx, "theirs", ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"../theirs", "mine/../theirs", "/theirs", "theirs.git/x", "", ".", "a//b", "mine%2F..%2Ftheirs"} {
+		if d, err := s.Dir(name); err == nil {
+			t.Errorf("Dir(%q) = %s, want an error", name, d)
+		}
+		if p := s.Path(name); p != filepath.Join(root, invalidRepoDir) {
+			t.Errorf("Path(%q) = %s, want the quarantine", name, p)
+		}
+		if s.Exists(name) {
+			t.Errorf("Exists(%q) is true", name)
+		}
+		if err := s.Create(ctx, name, ""); err == nil {
+			t.Errorf("Create(%q) succeeded", name)
+		}
+		if err := s.Delete(name); err == nil {
+			t.Errorf("Delete(%q) succeeded", name)
+		}
+	}
+	if names, err := s.List(); err != nil || len(names) != 1 || names[0] != "theirs" {
+		t.Errorf("List() = %v, %v; want [theirs]", names, err)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/refline/refline/atomicfile"
+	"github.com/refline/refline/names"
 )
 
 // State is where a run is in its life.
@@ -170,7 +171,29 @@ func escapeRepo(repo string) string { return strings.ReplaceAll(repo, "/", "%2F"
 
 func unescapeRepo(s string) string { return strings.ReplaceAll(s, "%2F", "/") }
 
+// checkNames refuses a repository or pipeline name outside its grammar
+// before it becomes a path: the paths are joined from the names, and a
+// pipeline "../theirs/web" would be another repository's runs.
+func checkNames(repo, pipeline string) error {
+	if err := names.Repo(repo); err != nil {
+		return fmt.Errorf("runs: %w", err)
+	}
+	if err := names.Pipeline(pipeline); err != nil {
+		return fmt.Errorf("runs: %w", err)
+	}
+	return nil
+}
+
+// invalidDir stands for the directory of invalid names: it cannot be a
+// repository's (repository names never start with '.'), holds no runs, and
+// keeps whatever is built from it inside the store. The methods that return
+// errors refuse such names before they get here.
+const invalidDir = ".invalid-name"
+
 func (s *runStore) pipelineDir(repo, pipeline string) string {
+	if checkNames(repo, pipeline) != nil {
+		return filepath.Join(s.root, invalidDir)
+	}
 	return filepath.Join(s.root, escapeRepo(repo), pipeline)
 }
 
@@ -179,12 +202,18 @@ func (s *runStore) dir(repo, pipeline string, n int) string {
 }
 
 func (s *runStore) logPath(r *Run, stage string) string {
+	if names.Stage(stage) != nil {
+		stage = invalidDir
+	}
 	return filepath.Join(s.dir(r.Repo, r.Pipeline, r.Number), "logs", stage+".log")
 }
 
 // create numbers a new run (the next free number of its pipeline) and
 // stores it durably.
 func (s *runStore) create(r *Run) error {
+	if err := checkNames(r.Repo, r.Pipeline); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	pdir := s.pipelineDir(r.Repo, r.Pipeline)
@@ -223,6 +252,9 @@ func (s *runStore) saveProgress(r *Run) error {
 }
 
 func (s *runStore) write(r *Run, durable bool) error {
+	if err := checkNames(r.Repo, r.Pipeline); err != nil {
+		return err
+	}
 	dir := s.dir(r.Repo, r.Pipeline, r.Number)
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
@@ -244,6 +276,9 @@ func (s *runStore) write(r *Run, durable bool) error {
 }
 
 func (s *runStore) load(repo, pipeline string, n int) (*Run, error) {
+	if err := checkNames(repo, pipeline); err != nil {
+		return nil, err
+	}
 	b, err := os.ReadFile(filepath.Join(s.dir(repo, pipeline, n), "run.json"))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -260,6 +295,9 @@ func (s *runStore) load(repo, pipeline string, n int) (*Run, error) {
 
 // numbers lists a pipeline's run numbers in ascending order.
 func (s *runStore) numbers(repo, pipeline string) ([]int, error) {
+	if err := checkNames(repo, pipeline); err != nil {
+		return nil, err
+	}
 	ents, err := os.ReadDir(s.pipelineDir(repo, pipeline))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -279,6 +317,9 @@ func (s *runStore) numbers(repo, pipeline string) ([]int, error) {
 
 // pipelines lists the pipelines of repo that have runs.
 func (s *runStore) pipelines(repo string) ([]string, error) {
+	if err := names.Repo(repo); err != nil {
+		return nil, fmt.Errorf("runs: %w", err)
+	}
 	ents, err := os.ReadDir(filepath.Join(s.root, escapeRepo(repo)))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -288,7 +329,7 @@ func (s *runStore) pipelines(repo string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range ents {
-		if e.IsDir() {
+		if e.IsDir() && names.Pipeline(e.Name()) == nil {
 			out = append(out, e.Name())
 		}
 	}
@@ -309,6 +350,9 @@ func (s *runStore) all(visit func(*Run)) error {
 			continue // a stray file is no repository's runs
 		}
 		repo := unescapeRepo(rd.Name())
+		if names.Repo(repo) != nil {
+			continue // not a repository's runs (a leftover of some tool)
+		}
 		pls, err := s.pipelines(repo)
 		if err != nil {
 			return err
@@ -333,16 +377,25 @@ func (s *runStore) all(visit func(*Run)) error {
 // markRecorded notes that a run's record commit is on refs/runs; a run that
 // ended without this note is recorded at the next start.
 func (s *runStore) markRecorded(r *Run, record string) {
+	if checkNames(r.Repo, r.Pipeline) != nil {
+		return
+	}
 	_ = writeFileAtomic(filepath.Join(s.dir(r.Repo, r.Pipeline, r.Number), "recorded"), []byte(record+"\n"))
 }
 
 func (s *runStore) recorded(r *Run) bool {
+	if checkNames(r.Repo, r.Pipeline) != nil {
+		return false
+	}
 	_, err := os.Stat(filepath.Join(s.dir(r.Repo, r.Pipeline, r.Number), "recorded"))
 	return err == nil
 }
 
 // removeRepo forgets every run of a deleted repository.
 func (s *runStore) removeRepo(repo string) error {
+	if err := names.Repo(repo); err != nil {
+		return fmt.Errorf("runs: %w", err)
+	}
 	return os.RemoveAll(filepath.Join(s.root, escapeRepo(repo)))
 }
 

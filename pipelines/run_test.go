@@ -316,3 +316,69 @@ func TestRunStoreConcurrentCreate(t *testing.T) {
 		t.Errorf("all visited %d runs, %v; want %d", count, err, n)
 	}
 }
+
+// TestRunStoreRefusesInvalidNames checks the store's own defence: whatever
+// its callers check, a name outside the grammar never becomes a path, so
+// that "../theirs/web" of repository "mine" is not theirs's run store.
+func TestRunStoreRefusesInvalidNames(t *testing.T) {
+	s := newStore(t)
+	theirs := &Run{Repo: "theirs", Pipeline: "web", Kind: Build, State: Passed}
+	if err := s.create(theirs); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range [][2]string{
+		{"mine", "../theirs/web"},
+		{"mine", "web/../../theirs/web"},
+		{"mine", ".."},
+		{"mine", "/abs"},
+		{"mine", "..%2Ftheirs%2Fweb"},
+		{"mine", ""},
+		{"../theirs", "web"},
+		{"mine/../theirs", "web"},
+		{"/theirs", "web"},
+		{"mine%2F..%2Ftheirs", "web"},
+		{"", "web"},
+	} {
+		repo, pipeline := k[0], k[1]
+		if _, err := s.load(repo, pipeline, 1); err == nil || errors.Is(err, ErrNoRun) {
+			t.Errorf("load(%q, %q, 1) = %v, want a name error", repo, pipeline, err)
+		}
+		if nums, err := s.numbers(repo, pipeline); err == nil {
+			t.Errorf("numbers(%q, %q) = %v, nil; want a name error", repo, pipeline, nums)
+		}
+		r := &Run{Repo: repo, Pipeline: pipeline, Kind: Build, State: Queued}
+		if err := s.create(r); err == nil {
+			t.Errorf("create(%q, %q) made #%d", repo, pipeline, r.Number)
+		}
+		r.Number = 1
+		if err := s.save(r); err == nil {
+			t.Errorf("save(%q, %q, 1) succeeded", repo, pipeline)
+		}
+		s.markRecorded(r, "x")
+		if s.recorded(r) {
+			t.Errorf("recorded(%q, %q, 1) is true", repo, pipeline)
+		}
+		if d := s.dir(repo, pipeline, 1); !strings.HasPrefix(d, filepath.Join(s.root, invalidDir)+string(filepath.Separator)) {
+			t.Errorf("dir(%q, %q, 1) = %s, outside the quarantine", repo, pipeline, d)
+		}
+	}
+	for _, repo := range []string{"../theirs", "mine/..", ""} {
+		if _, err := s.pipelines(repo); err == nil {
+			t.Errorf("pipelines(%q) succeeded", repo)
+		}
+		if err := s.removeRepo(repo); err == nil {
+			t.Errorf("removeRepo(%q) succeeded", repo)
+		}
+	}
+	// theirs is untouched: one run, not recorded, and nothing else in the store.
+	if nums, err := s.numbers("theirs", "web"); err != nil || !slices.Equal(nums, []int{1}) {
+		t.Errorf(`numbers("theirs", "web") = %v, %v`, nums, err)
+	}
+	if s.recorded(theirs) {
+		t.Error("theirs #1 was marked recorded")
+	}
+	ents, _ := os.ReadDir(s.root)
+	if len(ents) != 1 || ents[0].Name() != "theirs" {
+		t.Errorf("the store holds %v, want only theirs", ents)
+	}
+}

@@ -9,6 +9,7 @@ package pipelines
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -21,6 +22,8 @@ import (
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/refline/refline/names"
 )
 
 // Dir is the directory of a repository that holds its pipeline files, one
@@ -40,9 +43,9 @@ const MaxTimeout = 24 * time.Hour
 const (
 	// maxNameLen bounds pipeline, stage and environment names, which become
 	// file names and ref components.
-	maxNameLen = 100
+	maxNameLen = names.MaxLen
 	// maxRepoLen matches the limit on repository names in SPEC §2.
-	maxRepoLen = 255
+	maxRepoLen = names.MaxRepoLen
 	// maxPathLen bounds input and artifact paths, like PATH_MAX.
 	maxPathLen = 4096
 	// maxPatternLen bounds on.push.paths patterns, which are matched
@@ -498,11 +501,10 @@ type dep struct {
 }
 
 var (
-	pipelineNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
-	envNameRE      = pipelineNameRE
-	stageNameRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+	pipelineNameRE = names.PipelineRE
+	envNameRE      = names.EnvRE
+	stageNameRE    = names.StageRE
 	envVarRE       = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	repoSegmentRE  = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]*$`)
 	yamlLineRE     = regexp.MustCompile(`^yaml: line ([0-9]+): (.*)$`)
 	plainNumberRE  = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
 )
@@ -1379,36 +1381,25 @@ func (d *disjointPaths) add(p string, line int) (stringAt, bool) {
 }
 
 // nameProblem says what is wrong with a name that must match re, or "".
+// The rules, the length limit included, are package names'.
 func nameProblem(name string, re *regexp.Regexp) string {
-	var rule string
-	switch re {
-	case stageNameRE:
-		rule = "use letters, digits, '.', '_' and '-', starting with a letter or digit"
-	default:
-		rule = "use lowercase letters, digits and '-', starting with a letter or digit"
+	if re == stageNameRE {
+		return names.Why(names.Stage(name))
 	}
-	switch {
-	case name == "":
-		return "is empty; " + rule
-	case len(name) > maxNameLen:
-		return fmt.Sprintf("is longer than %d characters; shorten it", maxNameLen)
-	case !re.MatchString(name):
-		return "is invalid; " + rule
-	}
-	return ""
+	return names.Why(names.Pipeline(name)) // environments share the grammar
 }
 
-// repoNameProblem checks a repository name as SPEC §2 defines it.
+// repoNameProblem checks a repository name as SPEC §2 defines it
+// (names.Repo), in the words of pipeline file messages.
 func repoNameProblem(repo string) string {
-	if len(repo) > maxRepoLen {
+	switch err := names.Repo(repo); {
+	case err == nil:
+		return ""
+	case errors.Is(err, names.ErrTooLong):
 		return fmt.Sprintf("is longer than %d bytes; shorten it", maxRepoLen)
+	default:
+		return "is invalid; use '/'-separated segments of letters, digits, '.', '_' and '-', none empty or starting with '.'"
 	}
-	for _, seg := range strings.Split(repo, "/") {
-		if !repoSegmentRE.MatchString(seg) {
-			return "is invalid; use '/'-separated segments of letters, digits, '.', '_' and '-', none empty or starting with '.'"
-		}
-	}
-	return ""
 }
 
 // relPathProblem checks a workspace path: relative, clean, inside the
@@ -1497,44 +1488,8 @@ func branchPatternProblem(s string) string {
 	return branchNameProblem(strings.ReplaceAll(s, "*", "x"))
 }
 
-// branchNameProblem applies git check-ref-format --branch.
-func branchNameProblem(s string) string {
-	switch {
-	case s == "":
-		return "it is empty"
-	case len(s) > 255:
-		return "it is longer than 255 bytes"
-	case s == "HEAD" || s == "@":
-		return fmt.Sprintf("%s is not a branch", s)
-	case strings.HasPrefix(s, "-"):
-		return "it starts with '-'"
-	}
-	if i := strings.IndexFunc(s, func(r rune) bool {
-		return r < 0x20 || r == 0x7F || strings.ContainsRune(" ~^:?[\\", r)
-	}); i >= 0 {
-		r, _ := utf8.DecodeRuneInString(s[i:])
-		return fmt.Sprintf("it contains %q", r)
-	}
-	switch {
-	case strings.Contains(s, ".."):
-		return `it contains ".."`
-	case strings.Contains(s, "@{"):
-		return `it contains "@{"`
-	case strings.HasPrefix(s, "/") || strings.HasSuffix(s, "/") || strings.Contains(s, "//"):
-		return "it has an empty segment"
-	case strings.HasSuffix(s, "."):
-		return "it ends with '.'"
-	}
-	for _, seg := range strings.Split(s, "/") {
-		if strings.HasPrefix(seg, ".") {
-			return "a segment starts with '.'"
-		}
-		if strings.HasSuffix(seg, ".lock") {
-			return `a segment ends with ".lock"`
-		}
-	}
-	return ""
-}
+// branchNameProblem applies git check-ref-format --branch (names.Branch).
+func branchNameProblem(s string) string { return names.Why(names.Branch(s)) }
 
 // matchPathPattern reports whether pattern matches name or one of the
 // directories that hold it (see Triggers.MatchPath).

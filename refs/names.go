@@ -16,9 +16,9 @@
 package refs
 
 import (
-	"errors"
-	"fmt"
 	"strings"
+
+	"github.com/refline/refline/names"
 )
 
 // Namespaces of the refs refline gives meaning to. Each ends in a slash.
@@ -142,96 +142,18 @@ func inNamespace(ref, prefix string) bool {
 	return len(ref) == len(ns) || ref[len(ns)] == '/'
 }
 
-// ValidPipelineName reports whether name is a pipeline name of SPEC §5:
-// [a-z0-9][a-z0-9-]*.
-func ValidPipelineName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
-		case c == '-' && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
+// ValidPipelineName reports whether name is a pipeline name of SPEC §5
+// (names.Pipeline).
+func ValidPipelineName(name string) bool { return names.Pipeline(name) == nil }
 
 // validEnvName reports whether env can be the ENV component of a deploy ref:
-// one component git accepts in a ref name.
-func validEnvName(env string) bool {
-	return env != "" && ValidRefName("refs/"+env) == nil
-}
+// one component git accepts in a ref name (names.RefComponent).
+func validEnvName(env string) bool { return names.RefComponent(env) == nil }
 
 // ErrBadRefName is wrapped by ValidRefName's errors.
-var ErrBadRefName = errors.New("invalid ref name")
+var ErrBadRefName = names.ErrBadRef
 
 // ValidRefName returns an error unless git accepts ref as a ref name, exactly
-// as `git check-ref-format REF` does (no options: at least two components, no
-// wildcards). The error says which rule ref breaks.
-//
-// The rules, from git's refs.c: components are separated by "/"; no
-// component is empty, starts with "." or ends with ".lock"; the name does not
-// end with "." nor contain "..", "@{", a control character, space, "~", "^",
-// ":", "?", "*", "[" or "\"; and it is not "@".
-func ValidRefName(ref string) error {
-	bad := func(why string) error {
-		return fmt.Errorf("%w %q: %s", ErrBadRefName, ref, why)
-	}
-	if ref == "@" {
-		return bad(`"@" is not a ref name`)
-	}
-	components := 0
-	rest := ref
-	for {
-		comp, tail, more := strings.Cut(rest, "/")
-		if err := checkComponent(comp); err != "" {
-			return bad(err)
-		}
-		components++
-		if !more {
-			break
-		}
-		rest = tail
-	}
-	if strings.HasSuffix(ref, ".") {
-		return bad(`ends with "."`)
-	}
-	if components < 2 {
-		return bad(`needs at least one "/" (like refs/heads/main)`)
-	}
-	return nil
-}
-
-// checkComponent applies git's check_refname_component to one component and
-// returns why it is bad, or "".
-func checkComponent(c string) string {
-	if c == "" {
-		return `has an empty component (leading, trailing or double "/")`
-	}
-	var last byte
-	for i := 0; i < len(c); i++ {
-		ch := c[i]
-		switch {
-		case ch < 0x20 || ch == 0x7f:
-			return "contains a control character"
-		case ch == '.' && last == '.':
-			return `contains ".."`
-		case ch == '{' && last == '@':
-			return `contains "@{"`
-		case strings.IndexByte(" ~^:?*[\\", ch) >= 0:
-			return fmt.Sprintf("contains %q", ch)
-		}
-		last = ch
-	}
-	if c[0] == '.' {
-		return `has a component starting with "."`
-	}
-	if strings.HasSuffix(c, ".lock") {
-		return `has a component ending with ".lock"`
-	}
-	return ""
-}
+// as `git check-ref-format REF` does (names.Ref). The error wraps
+// ErrBadRefName and says which rule ref breaks.
+func ValidRefName(ref string) error { return names.Ref(ref) }
