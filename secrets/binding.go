@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/refline/refline/names"
 )
 
 // Binding is the repository and environment a secrets file belongs to
@@ -54,7 +56,7 @@ func (b Binding) Line() string { return bindingPrefix + " " + b.Repo + " " + b.E
 // Valid says what is wrong with b, or nil: the repository name must follow
 // the grammar of SPEC §2 and the environment that of pipeline files.
 func (b Binding) Valid() error {
-	if err := validRepo(b.Repo); err != nil {
+	if err := names.Repo(b.Repo); err != nil {
 		return err
 	}
 	if !ValidEnv(b.Env) {
@@ -136,37 +138,8 @@ func RepoFromRemote(raw string) (string, error) {
 	name := strings.TrimPrefix(path, "/")
 	name = strings.TrimSuffix(name, "/")
 	name = strings.TrimSuffix(name, ".git")
-	if err := validRepo(name); err != nil {
+	if err := names.Repo(name); err != nil {
 		return "", fmt.Errorf("remote URL %q: %w", raw, err)
 	}
 	return name, nil
-}
-
-// maxRepoLen bounds a repository name (SPEC §2).
-const maxRepoLen = 255
-
-// validRepo checks a repository name against SPEC §2: one or more
-// "/"-separated segments of [A-Za-z0-9._-], none starting with ".", at
-// most 255 bytes. (The server has its own copy; secrets knows nothing of
-// it.)
-func validRepo(name string) error {
-	if name == "" {
-		return errors.New("the repository name is empty")
-	}
-	if len(name) > maxRepoLen {
-		return fmt.Errorf("the repository name is %d bytes; the limit is %d", len(name), maxRepoLen)
-	}
-	segs := strings.Split(name, "/")
-	for i, seg := range segs {
-		if seg == "" || seg[0] == '.' || i < len(segs)-1 && strings.HasSuffix(seg, ".git") {
-			return fmt.Errorf("invalid repository name %q: its /-separated parts must be non-empty, "+
-				"not start with '.', and only the last may end in .git", name)
-		}
-		for i := 0; i < len(seg); i++ {
-			if c := seg[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-				return fmt.Errorf("invalid repository name %q: use letters, digits, '.', '_', '-' and '/'", name)
-			}
-		}
-	}
-	return nil
 }

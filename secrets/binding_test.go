@@ -138,10 +138,10 @@ func TestRepoFromRemote(t *testing.T) {
 		{"host:/team/app", "team/app", ""},
 		{"git@[::1]:app.git", "app", ""},
 		{"[git@host:2222]:app.git", "app", ""},
-		{"ssh://git@host:2222/", "", "the repository name is empty"},
-		{"ssh://git@host:2222/../app.git", "", "invalid repository name"},
-		{"ssh://git@host:2222/.hidden.git", "", "invalid repository name"},
-		{"ssh://git@host:2222/a b.git", "", "invalid repository name"},
+		{"ssh://git@host:2222/", "", "repository name is empty"},
+		{"ssh://git@host:2222/../app.git", "", "segment starting with '.'"},
+		{"ssh://git@host:2222/.hidden.git", "", "segment starting with '.'"},
+		{"ssh://git@host:2222/a b.git", "", "has the character ' '"},
 		{"/srv/git/app.git", "", "is not a URL of a refline server"},
 		{"./app", "", "is not a URL of a refline server"},
 		{"ssh://host:notaport/app", "", "remote URL"},
@@ -260,7 +260,7 @@ func TestRepoNameErrorsSayWhatToDo(t *testing.T) {
 		t.Errorf("local origin: %v", err)
 	}
 	c, _, _ := tc.cli(func(cfg *Config) { cfg.Repo = "a/../b" })
-	if err := c.Set(ctx, "prod", "A=1"); err == nil || !strings.Contains(err.Error(), "--repo: invalid repository name") {
+	if err := c.Set(ctx, "prod", "A=1"); err == nil || !strings.Contains(err.Error(), "--repo: repository name \"a/../b\" has a segment") {
 		t.Errorf("bad --repo: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(tc.dir, FilePath("prod"))); err == nil {

@@ -20,6 +20,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/refline/refline/atomicfile"
+	"github.com/refline/refline/names"
 )
 
 // Config wires a CLI. Only Dir is required: the rest defaults to the
@@ -582,7 +583,7 @@ func (c *CLI) repoName(ctx context.Context) (string, error) {
 	}
 	if c.cfg.Repo != "" {
 		name := strings.TrimSuffix(strings.Trim(c.cfg.Repo, "/"), ".git")
-		if err := validRepo(name); err != nil {
+		if err := names.Repo(name); err != nil {
 			return "", fmt.Errorf("--repo: %w", err)
 		}
 		c.repo = name

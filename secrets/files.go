@@ -7,12 +7,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"regexp"
 	"slices"
 	"strings"
 
 	"filippo.io/age"
 	"filippo.io/age/armor"
+	"github.com/refline/refline/names"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -34,15 +34,10 @@ const (
 // bound keeps a push or a mistaken `set` from feeding megabytes to age.
 const MaxFileSize = 1 << 20
 
-// maxEnvLen matches the limit on environment names in pipeline files.
-const maxEnvLen = 100
-
-var envRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
-
 // ValidEnv reports whether name can name an environment, and so a secrets
 // file: [a-z0-9][a-z0-9-]*, at most 100 bytes, as in pipeline files.
 func ValidEnv(name string) bool {
-	return len(name) <= maxEnvLen && envRE.MatchString(name)
+	return names.Env(name) == nil
 }
 
 // envError says why name is not a valid environment name.
