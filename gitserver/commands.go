@@ -122,7 +122,7 @@ func (s *Server) builtinCommands() map[string]Command {
 		"repo": {Usage: "repo create|delete|list|info [NAME]", Help: "manage repositories", Run: s.cmdRepo},
 		"user": {Usage: "user add NAME KEY... | list | remove NAME | grant|revoke NAME admin|create", Help: "manage users (admins)",
 			Run: s.cmdUser},
-		"access": {Usage: "access NAME USER LEVEL", Help: "set USER's level on repository NAME (none, read, write, deploy, admin)",
+		"access": {Usage: "access NAME USER LEVEL", Help: "set USER's level on repository NAME (none, read, write, deploy, deploy:ENV,ENV…, admin)",
 			Run: s.cmdAccess},
 		"keys":   {Usage: "keys", Help: "the server's age recipients and its allowed_signers line", Run: s.cmdKeys},
 		"whoami": {Usage: "whoami", Help: "the user your key authenticates as", Run: s.cmdWhoami},
@@ -234,7 +234,7 @@ func (s *Server) cmdRepo(c *Call) error {
 			return err
 		}
 		l := s.cfg.Access.Level(name, c.User)
-		info := repoInfo{Name: name, Level: l.String(), DeployBranch: s.cfg.Repos.DeployBranch(c.Ctx, name)}
+		info := repoInfo{Name: name, Level: s.cfg.Access.GrantOf(name, c.User).String(), DeployBranch: s.cfg.Repos.DeployBranch(c.Ctx, name)}
 		rows := [][]string{{"name", name}, {"level", info.Level}, {"deploy_branch", info.DeployBranch}}
 		if l.Can(access.Admin) {
 			info.Grants = map[string]string{}
@@ -393,14 +393,14 @@ func (s *Server) cmdAccess(c *Call) error {
 	if err != nil {
 		return err
 	}
-	level, err := access.ParseLevel(c.Args[2])
+	level, err := access.ParseGrant(c.Args[2])
 	if err != nil {
 		return Usagef("%v", err)
 	}
 	if err := s.RequireRepo(c, name, access.Admin); err != nil {
 		return err
 	}
-	if err := s.cfg.Access.Grant(name, c.Args[1], level); err != nil {
+	if err := s.cfg.Access.SetGrant(name, c.Args[1], level); err != nil {
 		return err
 	}
 	c.Log.WithFields(logrus.Fields{"repo": name, "grantee": c.Args[1], "level": level}).Info("access set")

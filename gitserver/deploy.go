@@ -41,10 +41,16 @@ func (s *Server) cmdDeploy(c *Call) error {
 	if err != nil {
 		return err
 	}
-	if err := s.RequireRepo(c, repo, access.Deploy); err != nil {
+	if err := s.RequireRepo(c, repo, access.Read); err != nil {
 		return err
 	}
 	pipeline, env := c.Args[1], c.Args[2]
+	// Said early, before the target is resolved; RequestDeploy decides
+	// again whatever calls it.
+	if !s.cfg.Access.CanDeploy(repo, c.User.Name, env) {
+		return fmt.Errorf("%w: %s to %s needs deploy access to %s of %s (you have %s); ask an admin: access %s %s deploy:%s",
+			ErrDenied, c.Name, env, env, repo, s.cfg.Access.GrantOf(repo, c.User), repo, c.User.Name, env)
+	}
 	rollback := c.Name == "rollback"
 	verb := c.Name
 	var target string
