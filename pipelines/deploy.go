@@ -198,12 +198,15 @@ func (r *Runner) ReconcileAll(ctx context.Context) {
 // lastDeployer is the user of the newest deploy run of the artifact that
 // refs/deploy/ENV/PIPELINE names: a deploy reconciled at start (after a
 // crash interrupted it) acts for them again, so that its promotions ask
-// their rights. Without such a run the deploy acts for "refline", which
-// has none.
+// their rights. Without such a run the deploy acts for [NoUser], who has
+// none.
 func (r *Runner) lastDeployer(repo, pipeline, env string) string {
 	desired, err := refs.Resolve(r.cfg.Repos.Path(repo), refs.DeployRef(env, pipeline))
 	if err != nil || desired.IsZero() {
-		return "refline"
+		return NoUser
+	}
+	if deployed, _ := refs.Resolve(r.cfg.Repos.Path(repo), refs.DeployedRef(env, pipeline)); deployed == desired {
+		return NoUser // nothing to deploy: spare reading the runs
 	}
 	runs, _ := r.Runs(repo, pipeline, 200)
 	for _, run := range runs {
@@ -211,7 +214,7 @@ func (r *Runner) lastDeployer(repo, pipeline, env string) string {
 			return run.User
 		}
 	}
-	return "refline"
+	return NoUser
 }
 
 type envPipeline struct{ env, pipeline string }

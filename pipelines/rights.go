@@ -31,6 +31,12 @@ type Authorizer interface {
 // valid user name, so no SSH user can pose as it.
 const LocalOperator = "local operator"
 
+// NoUser is who a deploy acts for when nobody is known to have asked for
+// it (a deploy ref found moved at start with no deploy run of its target):
+// it has no rights, so what would follow that deploy waits for someone who
+// has. It is not a valid user name either.
+const NoUser = "refline server"
+
 // ErrDeployDenied is wrapped by the error of a deploy whose user has no
 // right to the environment.
 var ErrDeployDenied = errors.New("permission denied")
@@ -53,7 +59,7 @@ func (r *Runner) mayDeploy(repo, user, env string) error {
 }
 
 func orUser(u string) string {
-	if u == "" {
+	if u == "" || strings.Contains(u, " ") { // nobody, or not a user (NoUser)
 		return "USER"
 	}
 	return u
