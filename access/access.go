@@ -4,8 +4,8 @@
 // Identity is a public key: the key that authenticated an SSH session maps to
 // at most one [User]. What that user may do on a repository is a [Level],
 // which is [Admin] for administrators and otherwise whatever was granted with
-// [Store.Grant]. Repositories are private, so the level without a grant is
-// [None].
+// [Store.SetGrant]. Repositories are private, so the level without a grant is
+// [None]. Deploy rights are per environment ([Grant], [Store.CanDeploy]).
 package access
 
 import (
@@ -13,9 +13,11 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/refline/refline/names"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -79,6 +81,120 @@ func (l *Level) UnmarshalText(b []byte) error {
 		return err
 	}
 	*l = v
+	return nil
+}
+
+// Grant is what a user holds on one repository: a [Level] and, for
+// [Deploy], the environments it covers (SPEC §3). `deploy` covers every
+// environment; `deploy:staging,qa` covers only those and otherwise gives the
+// rights of [Write]. Its text form, as users type it in `access NAME USER
+// GRANT` and as the access file stores it, is the level's name, followed
+// for a restricted deploy grant by ":" and the environments.
+type Grant struct {
+	Level Level
+	// Envs, set only with Level Deploy, restricts the deploy right to
+	// these environments, sorted and without duplicates. Empty means
+	// every environment.
+	Envs []string
+}
+
+// ParseGrant parses a grant as users type it: a level name (see
+// [ParseLevel]) or "deploy:ENV,ENV...". Case is ignored.
+func ParseGrant(s string) (Grant, error) {
+	name, envs, restricted := strings.Cut(strings.ToLower(strings.TrimSpace(s)), ":")
+	l, err := ParseLevel(name)
+	if err != nil {
+		return Grant{}, fmt.Errorf("%w, or deploy:ENV,ENV... for some environments only", err)
+	}
+	if !restricted {
+		return Grant{Level: l}, nil
+	}
+	if l != Deploy {
+		return Grant{}, fmt.Errorf("invalid grant %q: only deploy is given per environment (deploy:staging,qa); %s covers the whole repository", s, l)
+	}
+	g := Grant{Level: Deploy}
+	for _, e := range strings.Split(envs, ",") {
+		e = strings.TrimSpace(e)
+		if names.Env(e) != nil {
+			return Grant{}, fmt.Errorf("invalid environment %q in grant %q: give environment names as in the pipeline files (a-z, 0-9, '-'), separated by commas, e.g. deploy:staging,qa", e, s)
+		}
+		if !slices.Contains(g.Envs, e) {
+			g.Envs = append(g.Envs, e)
+		}
+	}
+	slices.Sort(g.Envs)
+	return g, nil
+}
+
+// String returns the grant as ParseGrant accepts it: "write",
+// "deploy:qa,staging".
+func (g Grant) String() string {
+	if len(g.Envs) == 0 {
+		return g.Level.String()
+	}
+	return g.Level.String() + ":" + strings.Join(g.Envs, ",")
+}
+
+// Base is the level the grant gives on the repository as a whole, for every
+// decision that is not about one environment. A deploy grant restricted to
+// some environments gives write there: it moves no deploy ref outside its
+// environments, cancels no deploy, and is not taken for an unrestricted one
+// by a check that knows only levels.
+func (g Grant) Base() Level {
+	if g.Level == Deploy && len(g.Envs) > 0 {
+		return Write
+	}
+	return g.Level
+}
+
+// CanDeploy reports whether the grant lets its holder deploy to env.
+func (g Grant) CanDeploy(env string) bool {
+	switch {
+	case g.Level == Admin:
+		return true
+	case g.Level != Deploy:
+		return false
+	case len(g.Envs) == 0:
+		return true
+	}
+	return slices.Contains(g.Envs, env)
+}
+
+// valid checks the invariants ParseGrant guarantees, for a grant read from
+// the access file.
+func (g Grant) valid() error {
+	if g.Level <= None || g.Level > Admin {
+		return fmt.Errorf("level %s", g.Level)
+	}
+	if len(g.Envs) > 0 && g.Level != Deploy {
+		return fmt.Errorf("%s with environments", g.Level)
+	}
+	return nil
+}
+
+func (g Grant) clone() Grant {
+	g.Envs = slices.Clone(g.Envs)
+	return g
+}
+
+// MarshalText encodes g as String does, so that the access file keeps the
+// form it had before deploy rights were per environment: a grant is a
+// string, and an unrestricted one is the bare level name.
+func (g Grant) MarshalText() ([]byte, error) {
+	if _, err := g.Level.MarshalText(); err != nil {
+		return nil, err
+	}
+	return []byte(g.String()), nil
+}
+
+// UnmarshalText decodes a grant written by MarshalText (or a level name
+// written by an older refline).
+func (g *Grant) UnmarshalText(b []byte) error {
+	v, err := ParseGrant(string(b))
+	if err != nil {
+		return err
+	}
+	*g = v
 	return nil
 }
 

@@ -61,6 +61,80 @@ func TestParseLevel(t *testing.T) {
 	}
 }
 
+func TestParseGrant(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    string // String of the result; "" = error
+		wantErr string
+	}{
+		{"none", "none", ""},
+		{"read", "read", ""},
+		{"Write", "write", ""},
+		{"deploy", "deploy", ""},
+		{"admin", "admin", ""},
+		{"deploy:staging", "deploy:staging", ""},
+		{"deploy:staging,qa", "deploy:qa,staging", ""},
+		{"deploy: staging , qa,staging", "deploy:qa,staging", ""},
+		{"DEPLOY:Staging", "deploy:staging", ""},
+		{"deploy:", "", "invalid environment"},
+		{"deploy:staging,", "", "invalid environment"},
+		{"deploy:prod/eu", "", "invalid environment"},
+		{"deploy:-x", "", "invalid environment"},
+		{"write:staging", "", "only deploy is given per environment"},
+		{"admin:production", "", "only deploy is given per environment"},
+		{"owner", "", "deploy:ENV,ENV"},
+		{"", "", "unknown access level"},
+	}
+	for _, tt := range tests {
+		g, err := ParseGrant(tt.in)
+		switch {
+		case tt.wantErr != "":
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("ParseGrant(%q) = %v, %v; want error containing %q", tt.in, g, err, tt.wantErr)
+			}
+		case err != nil || g.String() != tt.want:
+			t.Errorf("ParseGrant(%q) = %v, %v; want %s", tt.in, g, err, tt.want)
+		}
+	}
+}
+
+func TestGrantDecisions(t *testing.T) {
+	tests := []struct {
+		grant  string
+		env    string
+		deploy bool
+		base   Level
+	}{
+		{"none", "staging", false, None},
+		{"read", "staging", false, Read},
+		{"write", "staging", false, Write},
+		{"deploy", "staging", true, Deploy},
+		{"deploy", "production", true, Deploy},
+		{"deploy:staging", "staging", true, Write},
+		{"deploy:staging", "production", false, Write},
+		{"deploy:staging,qa", "qa", true, Write},
+		{"deploy:staging,qa", "stagingx", false, Write},
+		{"admin", "production", true, Admin},
+	}
+	for _, tt := range tests {
+		g, err := ParseGrant(tt.grant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := g.CanDeploy(tt.env); got != tt.deploy {
+			t.Errorf("%s: CanDeploy(%q) = %v, want %v", tt.grant, tt.env, got, tt.deploy)
+		}
+		if got := g.Base(); got != tt.base {
+			t.Errorf("%s: Base() = %v, want %v", tt.grant, got, tt.base)
+		}
+		var back Grant
+		text, err := g.MarshalText()
+		if err != nil || back.UnmarshalText(text) != nil || back.String() != g.String() {
+			t.Errorf("%s: text round trip gave %q, %v", tt.grant, text, back)
+		}
+	}
+}
+
 func TestLevelStringRoundTrip(t *testing.T) {
 	for l := None; l <= Admin; l++ {
 		got, err := ParseLevel(l.String())

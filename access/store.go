@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/refline/refline/atomicfile"
+	"github.com/refline/refline/names"
 )
 
 // FileName is the name of the access file inside the data directory.
@@ -56,14 +57,14 @@ type Store struct {
 type state struct {
 	users  map[string]User             // by name
 	byKey  map[string]string           // marshaled key wire bytes → user name
-	grants map[string]map[string]Level // repo → user → level (never None)
+	grants map[string]map[string]Grant // repo → user → grant (never None)
 }
 
 // file is the on-disk form of a state.
 type file struct {
 	Version int                         `json:"version"`
 	Users   []User                      `json:"users"`
-	Grants  map[string]map[string]Level `json:"grants,omitempty"`
+	Grants  map[string]map[string]Grant `json:"grants,omitempty"`
 }
 
 // Open loads the access file at path (normally DATA/access.json, see
@@ -215,58 +216,93 @@ func (s *Store) RemoveUser(name string) error {
 	})
 }
 
-// Grant sets user's level on repo. Granting None removes the grant.
+// Grant sets user's level on repo, on every environment for Deploy.
+// Granting None removes the grant.
 func (s *Store) Grant(repo, user string, l Level) error {
+	return s.SetGrant(repo, user, Grant{Level: l})
+}
+
+// SetGrant sets user's grant on repo, replacing the one before. A grant of
+// None removes it.
+func (s *Store) SetGrant(repo, user string, g Grant) error {
 	if repo == "" {
 		return errors.New("empty repository name")
 	}
-	if l < None || l > Admin {
-		return fmt.Errorf("invalid access level %d", int(l))
+	if g.Level < None || g.Level > Admin {
+		return fmt.Errorf("invalid access level %d", int(g.Level))
 	}
-	return s.update(fmt.Sprintf("grant %s on %s to %s", l, repo, user), func(st *state) error {
+	if g.Level != None {
+		if err := g.valid(); err != nil {
+			return fmt.Errorf("invalid grant: %v", err)
+		}
+		for _, e := range g.Envs {
+			if names.Env(e) != nil {
+				return fmt.Errorf("invalid environment name %q", e)
+			}
+		}
+		g = g.clone()
+		slices.Sort(g.Envs)
+		g.Envs = slices.Compact(g.Envs)
+	}
+	return s.update(fmt.Sprintf("grant %s on %s to %s", g, repo, user), func(st *state) error {
 		if _, ok := st.users[user]; !ok {
 			return unknownUser(user)
 		}
-		g := st.grants[repo]
-		if l == None {
-			delete(g, user)
-			if len(g) == 0 {
+		m := st.grants[repo]
+		if g.Level == None {
+			delete(m, user)
+			if len(m) == 0 {
 				delete(st.grants, repo)
 			}
 			return nil
 		}
-		if g == nil {
-			g = make(map[string]Level)
-			st.grants[repo] = g
+		if m == nil {
+			m = make(map[string]Grant)
+			st.grants[repo] = m
 		}
-		g[user] = l
+		m[user] = g
 		return nil
 	})
 }
 
-// Level returns u's level on repo: Admin for admins, otherwise the granted
-// level, otherwise None. It consults the store's current record of u, not the
-// copy passed in, so removing or demoting a user takes effect at once, even
-// for sessions that looked the user up earlier.
+// Level returns u's level on repo as a whole: Admin for admins, otherwise
+// the granted level, otherwise None. A deploy grant restricted to some
+// environments counts as Write here (see [Grant.Base]); whether u may deploy
+// to one environment is [Store.CanDeploy]'s answer. It consults the store's
+// current record of u, not the copy passed in, so removing or demoting a
+// user takes effect at once, even for sessions that looked the user up
+// earlier.
 func (s *Store) Level(repo string, u User) Level {
-	st := s.cur.Load()
-	cur, ok := st.users[u.Name]
-	if !ok {
-		return None
-	}
-	if cur.Admin {
-		return Admin
-	}
-	return st.grants[repo][u.Name]
+	return s.GrantOf(repo, u).Base()
+}
+
+// GrantOf returns u's grant on repo: Admin for admins, otherwise what was
+// granted, otherwise None. Like Level it consults the store's current
+// record of u.
+func (s *Store) GrantOf(repo string, u User) Grant {
+	return s.cur.Load().grantOf(repo, u.Name)
+}
+
+// CanRead reports whether the named user may read repo.
+func (s *Store) CanRead(repo, user string) bool {
+	return s.cur.Load().grantOf(repo, user).Base().Can(Read)
+}
+
+// CanDeploy reports whether the named user may deploy to env of repo: move
+// refs/deploy/ENV/*, or have a deploy to ENV act for them (SPEC §3).
+// Admins may deploy anywhere; otherwise it takes a deploy grant on repo
+// that covers env.
+func (s *Store) CanDeploy(repo, user, env string) bool {
+	return s.cur.Load().grantOf(repo, user).CanDeploy(env)
 }
 
 // Grants returns the explicit grants on repo, by user name. Admins' implicit
 // rights are not listed.
-func (s *Store) Grants(repo string) map[string]Level {
+func (s *Store) Grants(repo string) map[string]Grant {
 	g := s.cur.Load().grants[repo]
-	out := make(map[string]Level, len(g))
+	out := make(map[string]Grant, len(g))
 	for u, l := range g {
-		out[u] = l
+		out[u] = l.clone()
 	}
 	return out
 }
@@ -315,7 +351,7 @@ func newState() *state {
 	return &state{
 		users:  make(map[string]User),
 		byKey:  make(map[string]string),
-		grants: make(map[string]map[string]Level),
+		grants: make(map[string]map[string]Grant),
 	}
 }
 
@@ -323,7 +359,7 @@ func (st *state) clone() *state {
 	c := &state{
 		users:  make(map[string]User, len(st.users)),
 		byKey:  make(map[string]string, len(st.byKey)),
-		grants: make(map[string]map[string]Level, len(st.grants)),
+		grants: make(map[string]map[string]Grant, len(st.grants)),
 	}
 	for n, u := range st.users {
 		c.users[n] = u.clone()
@@ -332,13 +368,24 @@ func (st *state) clone() *state {
 		c.byKey[k] = n
 	}
 	for repo, g := range st.grants {
-		cg := make(map[string]Level, len(g))
+		cg := make(map[string]Grant, len(g))
 		for u, l := range g {
-			cg[u] = l
+			cg[u] = l // grants are never modified in place: sharing Envs is safe
 		}
 		c.grants[repo] = cg
 	}
 	return c
+}
+
+func (st *state) grantOf(repo, user string) Grant {
+	cur, ok := st.users[user]
+	switch {
+	case !ok:
+		return Grant{}
+	case cur.Admin:
+		return Grant{Level: Admin}
+	}
+	return st.grants[repo][user].clone()
 }
 
 func (st *state) admins() int {
@@ -409,8 +456,8 @@ func decode(b []byte) (*state, error) {
 			if _, ok := st.users[name]; !ok {
 				return nil, fmt.Errorf("grant on %s to unknown user %q", repo, name)
 			}
-			if l <= None || l > Admin {
-				return nil, fmt.Errorf("grant on %s to %q has level %s", repo, name, l)
+			if err := l.valid(); err != nil {
+				return nil, fmt.Errorf("grant on %s to %q has %v", repo, name, err)
 			}
 		}
 		if len(g) > 0 {

@@ -40,12 +40,12 @@ func mustGrant(t *testing.T, s *Store, repo, user string, l Level) {
 // snapshot is everything observable about a store, for comparing two.
 type snapshot struct {
 	Users  []User
-	Grants map[string]map[string]Level
+	Grants map[string]map[string]Grant
 }
 
 func snap(s *Store) snapshot {
 	st := s.cur.Load()
-	g := make(map[string]map[string]Level)
+	g := make(map[string]map[string]Grant)
 	for repo := range st.grants {
 		g[repo] = s.Grants(repo)
 	}
@@ -216,14 +216,14 @@ func TestGrantsAndLevel(t *testing.T) {
 		}
 	}
 
-	if got, want := s.Grants("app"), map[string]Level{"dev": Write, "ops": Deploy, "root": Read}; !reflect.DeepEqual(got, want) {
+	if got, want := s.Grants("app"), map[string]Grant{"dev": {Level: Write}, "ops": {Level: Deploy}, "root": {Level: Read}}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Grants(app) = %v, want %v", got, want)
 	}
 	if got := s.Grants("old"); len(got) != 0 {
 		t.Errorf("Grants(old) = %v after granting None", got)
 	}
 	// Grants returns a copy.
-	s.Grants("app")["dev"] = Admin
+	s.Grants("app")["dev"] = Grant{Level: Admin}
 	if got := s.Level("app", user("dev")); got != Write {
 		t.Errorf("Level changed through the map Grants returned: %v", got)
 	}
@@ -281,7 +281,7 @@ func TestRemoveUser(t *testing.T) {
 	if got := s.Grants("app"); len(got) != 0 {
 		t.Errorf("Grants(app) = %v after removing dev", got)
 	}
-	if got, want := s.Grants("lib"), map[string]Level{"root": Read}; !reflect.DeepEqual(got, want) {
+	if got, want := s.Grants("lib"), map[string]Grant{"root": {Level: Read}}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Grants(lib) = %v, want %v", got, want)
 	}
 
@@ -386,6 +386,89 @@ func TestReopenKeepsState(t *testing.T) {
 	}
 }
 
+func TestCanDeploy(t *testing.T) {
+	s, _ := openStore(t)
+	mustAdd(t, s, "root", true, newKey(t))
+	for _, u := range []string{"ops", "qa", "dev", "viewer", "gone"} {
+		mustAdd(t, s, u, false, newKey(t))
+	}
+	mustGrant(t, s, "app", "ops", Deploy)
+	mustGrant(t, s, "app", "dev", Write)
+	mustGrant(t, s, "app", "viewer", Read)
+	mustGrant(t, s, "app", "gone", Deploy)
+	if err := s.SetGrant("app", "qa", Grant{Level: Deploy, Envs: []string{"staging", "qa", "staging"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveUser("gone"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		repo, user, env string
+		deploy, read    bool
+		level           Level
+		grant           string
+	}{
+		{"app", "root", "production", true, true, Admin, "admin"},
+		{"other", "root", "production", true, true, Admin, "admin"},
+		{"app", "ops", "production", true, true, Deploy, "deploy"},
+		{"app", "ops", "staging", true, true, Deploy, "deploy"},
+		{"other", "ops", "staging", false, false, None, "none"},
+		{"app", "qa", "staging", true, true, Write, "deploy:qa,staging"},
+		{"app", "qa", "qa", true, true, Write, "deploy:qa,staging"},
+		{"app", "qa", "production", false, true, Write, "deploy:qa,staging"},
+		{"app", "qa", "", false, true, Write, "deploy:qa,staging"},
+		{"app", "dev", "staging", false, true, Write, "write"},
+		{"app", "viewer", "staging", false, true, Read, "read"},
+		{"app", "gone", "staging", false, false, None, "none"},
+		{"app", "stranger", "staging", false, false, None, "none"},
+		{"app", "", "staging", false, false, None, "none"},
+	}
+	for _, tt := range tests {
+		if got := s.CanDeploy(tt.repo, tt.user, tt.env); got != tt.deploy {
+			t.Errorf("CanDeploy(%q, %q, %q) = %v, want %v", tt.repo, tt.user, tt.env, got, tt.deploy)
+		}
+		if got := s.CanRead(tt.repo, tt.user); got != tt.read {
+			t.Errorf("CanRead(%q, %q) = %v, want %v", tt.repo, tt.user, got, tt.read)
+		}
+		if got := s.Level(tt.repo, User{Name: tt.user}); got != tt.level {
+			t.Errorf("Level(%q, %q) = %v, want %v", tt.repo, tt.user, got, tt.level)
+		}
+		if got := s.GrantOf(tt.repo, User{Name: tt.user}).String(); got != tt.grant {
+			t.Errorf("GrantOf(%q, %q) = %v, want %v", tt.repo, tt.user, got, tt.grant)
+		}
+	}
+	// An environment grant replaces an unrestricted one, and back.
+	if err := s.SetGrant("app", "ops", Grant{Level: Deploy, Envs: []string{"staging"}}); err != nil {
+		t.Fatal(err)
+	}
+	if s.CanDeploy("app", "ops", "production") {
+		t.Error("ops kept production after being restricted to staging")
+	}
+	if err := s.SetGrant("app", "ops", Grant{Level: Write, Envs: []string{"staging"}}); err == nil {
+		t.Error("SetGrant accepted write with environments")
+	}
+}
+
+func TestRestrictedGrantSurvivesReopen(t *testing.T) {
+	s, path := openStore(t)
+	mustAdd(t, s, "root", true, newKey(t))
+	mustAdd(t, s, "qa", false, newKey(t))
+	if err := s.SetGrant("app", "qa", Grant{Level: Deploy, Envs: []string{"staging", "qa"}}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	if !strings.Contains(string(b), `"qa": "deploy:qa,staging"`) {
+		t.Errorf("access file does not hold the grant as text:\n%s", b)
+	}
+	s2, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s2.CanDeploy("app", "qa", "qa") || s2.CanDeploy("app", "qa", "production") {
+		t.Errorf("reopened grant = %v", s2.GrantOf("app", User{Name: "qa"}))
+	}
+}
+
 func TestOpenCorruptFileIsAnError(t *testing.T) {
 	k := NormalizeKey(newKey(t))
 	user := func(name, key string) string {
@@ -409,6 +492,8 @@ func TestOpenCorruptFileIsAnError(t *testing.T) {
 		{"grant to unknown user", `{"version":1,"users":[` + user("a", k) + `],"grants":{"app":{"zed":"read"}}}`, "unknown user"},
 		{"bad level", `{"version":1,"users":[` + user("a", k) + `],"grants":{"app":{"a":"owner"}}}`, "unknown access level"},
 		{"none grant", `{"version":1,"users":[` + user("a", k) + `],"grants":{"app":{"a":"none"}}}`, "level none"},
+		{"write per environment", `{"version":1,"users":[` + user("a", k) + `],"grants":{"app":{"a":"write:staging"}}}`, "only deploy is given per environment"},
+		{"bad environment", `{"version":1,"users":[` + user("a", k) + `],"grants":{"app":{"a":"deploy:Prod/x"}}}`, "invalid environment"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -160,7 +160,7 @@ func (s *Server) builtinCommands() map[string]Command {
 				"grant":  {Args: []Arg{user, {Name: "admin|create", Kind: ArgRight}}, Run: s.cmdUserRight},
 				"revoke": {Args: []Arg{user, {Name: "admin|create", Kind: ArgRight}}, Run: s.cmdUserRight},
 			}},
-		"access": {Usage: "access NAME USER LEVEL", Help: "set USER's level on repository NAME (none, read, write, deploy, admin)",
+		"access": {Usage: "access NAME USER LEVEL", Help: "set USER's level on repository NAME (none, read, write, deploy, deploy:ENV,ENV…, admin)",
 			Args: []Arg{{Name: "NAME", Kind: ArgRepo}, {Name: "USER", Kind: ArgUser}, {Name: "LEVEL", Kind: ArgLevel}},
 			Need: Need{Repo: access.Admin}, Run: s.cmdAccess},
 		"keys":   {Usage: "keys", Help: "the server's age recipients and its allowed_signers line", Run: s.cmdKeys},
@@ -236,7 +236,7 @@ func (s *Server) cmdRepoList(c *Call) error {
 func (s *Server) cmdRepoInfo(c *Call) error {
 	name := c.Repo
 	l := s.cfg.Access.Level(name, c.User)
-	info := repoInfo{Name: name, Level: l.String(), DeployBranch: s.cfg.Repos.DeployBranch(c.Ctx, name)}
+	info := repoInfo{Name: name, Level: s.cfg.Access.GrantOf(name, c.User).String(), DeployBranch: s.cfg.Repos.DeployBranch(c.Ctx, name)}
 	rows := [][]string{{"name", name}, {"level", info.Level}, {"deploy_branch", info.DeployBranch}}
 	if l.Can(access.Admin) {
 		info.Grants = map[string]string{}
@@ -368,11 +368,11 @@ func isKeyType(s string) bool {
 
 func (s *Server) cmdAccess(c *Call) error {
 	name, grantee := c.Repo, c.Args[1]
-	level, err := access.ParseLevel(c.Args[2])
+	level, err := access.ParseGrant(c.Args[2])
 	if err != nil {
 		return Usagef("%v", err)
 	}
-	if err := s.cfg.Access.Grant(name, grantee, level); err != nil {
+	if err := s.cfg.Access.SetGrant(name, grantee, level); err != nil {
 		return err
 	}
 	c.Log.WithFields(logrus.Fields{"grantee": grantee, "level": level}).Info("access set")

@@ -27,7 +27,7 @@ const (
 	ArgRun                         // a run number, 1 or more; sets Call.Number
 	ArgRev                         // a revision for git rev-parse: not an option, no control characters; sets Call.Rev
 	ArgUser                        // a user name (access.ValidName)
-	ArgLevel                       // an access level (access.ParseLevel)
+	ArgLevel                       // an access level or grant (access.ParseGrant: "write", "deploy:staging,qa")
 	ArgRight                       // a server-wide right of a user: admin or create
 	ArgKey                         // a public key or a word of one; the handler parses them
 )
@@ -55,7 +55,7 @@ type Arg struct {
 
 // Need is the access a command needs. The gate checks it in this order:
 // Admin (before the arguments, so that a non-admin learns nothing of them),
-// then the arguments' kinds, then Create, Repo, Level and Check.
+// then the arguments' kinds, then Create, Repo and Check.
 type Need struct {
 	// Admin requires a server admin.
 	Admin bool
@@ -64,11 +64,6 @@ type Need struct {
 	// Repo requires at least this level on the repository argument, which
 	// must exist. None means the command needs no level on a repository.
 	Repo access.Level
-	// Level, when set, is the level the parsed arguments need on the
-	// repository, at least Repo (cancel and retry need deploy for a
-	// deploy run). It runs once the caller is known to be able to read the
-	// repository.
-	Level func(c *Call) access.Level
 	// Check, when set, is a last check with the parsed arguments, such as a
 	// deploy right scoped to the ENV argument.
 	Check func(c *Call) error
@@ -107,11 +102,6 @@ func (s *Server) gate(cmd Command, c *Call) (Command, error) {
 	if cmd.Need.Repo > access.None {
 		if err := s.RequireRepo(c, c.Repo, cmd.Need.Repo); err != nil {
 			return cmd, err
-		}
-		if cmd.Need.Level != nil {
-			if err := s.RequireRepo(c, c.Repo, cmd.Need.Level(c)); err != nil {
-				return cmd, err
-			}
 		}
 	}
 	if cmd.Need.Check != nil {
@@ -238,7 +228,7 @@ func checkArg(c *Call, decl Arg, v string) error {
 			return Usagef("user name %q is invalid; use 1 to 64 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit", v)
 		}
 	case ArgLevel:
-		if _, err := access.ParseLevel(v); err != nil {
+		if _, err := access.ParseGrant(v); err != nil {
 			return usage(err)
 		}
 	case ArgRight:

@@ -49,11 +49,7 @@ func describe(name string, c Command, parent Need) string {
 		need = append(need, "may create repos")
 	}
 	if c.Need.Repo > access.None {
-		n := c.Need.Repo.String() + " on REPO"
-		if c.Need.Level != nil {
-			n += " (deploy for a deploy run)"
-		}
-		need = append(need, n)
+		need = append(need, c.Need.Repo.String()+" on REPO")
 	}
 	if c.Need.Check != nil {
 		need = append(need, "+check")
@@ -94,8 +90,8 @@ func TestGateTable(t *testing.T) {
 	want := []string{
 		"access | NAME:repo USER:user name LEVEL:level | admin on REPO",
 		"artifacts | REPO:repo PIPELINE:pipeline | read on REPO",
-		"cancel | REPO:repo PIPELINE:pipeline RUN:run number | write on REPO (deploy for a deploy run)",
-		"deploy | REPO:repo PIPELINE:pipeline ENV:env [REV:rev] | deploy on REPO",
+		"cancel | REPO:repo PIPELINE:pipeline RUN:run number | write on REPO, +check",
+		"deploy | REPO:repo PIPELINE:pipeline ENV:env [REV:rev] | read on REPO, +check",
 		"keys |  | any user",
 		"logs | REPO:repo PIPELINE:pipeline RUN:run number flags --follow,-f | read on REPO",
 		"pipelines | REPO:repo | read on REPO",
@@ -103,8 +99,8 @@ func TestGateTable(t *testing.T) {
 		"repo delete | NAME:repo | admin on REPO",
 		"repo info | NAME:repo | read on REPO",
 		"repo list |  | any user",
-		"retry | REPO:repo PIPELINE:pipeline RUN:run number | write on REPO (deploy for a deploy run)",
-		"rollback | REPO:repo PIPELINE:pipeline ENV:env [REV:rev] | deploy on REPO",
+		"retry | REPO:repo PIPELINE:pipeline RUN:run number | write on REPO",
+		"rollback | REPO:repo PIPELINE:pipeline ENV:env [REV:rev] | read on REPO, +check",
 		"runs | REPO:repo [PIPELINE:pipeline] | read on REPO",
 		"status | REPO:repo | read on REPO",
 		"user add | NAME:user name KEY:key... | server admin",
@@ -142,7 +138,7 @@ func TestCommandDeclarations(t *testing.T) {
 				t.Errorf("%s: optional %s is followed by a required argument", name, a.Name)
 			}
 		}
-		if (c.Need.Repo > access.None || c.Need.Level != nil) && !hasRepo {
+		if c.Need.Repo > access.None && !hasRepo {
 			t.Errorf("%s: needs a level on a repository but takes none", name)
 		}
 	}
@@ -302,7 +298,11 @@ func (r runKinds) Get(repo, pipeline string, n int) (*pipelines.Run, error) {
 	if !ok {
 		return nil, pipelines.ErrNoRun
 	}
-	return &pipelines.Run{Repo: repo, Pipeline: pipeline, Number: n, Kind: k}, nil
+	run := &pipelines.Run{Repo: repo, Pipeline: pipeline, Number: n, Kind: k}
+	if k == pipelines.Deploy {
+		run.Environment = "production"
+	}
+	return run, nil
 }
 
 // TestGateAccess runs the whole gate against a real access file and real
@@ -314,7 +314,7 @@ func TestGateAccess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, u := range []string{"alice", "rita", "wendy", "dora", "adam", "nora", "cora"} {
+	for _, u := range []string{"alice", "rita", "wendy", "dora", "adam", "nora", "cora", "sam"} {
 		pub, _, err := ed25519.GenerateKey(rand.Reader)
 		if err != nil {
 			t.Fatal(err)
@@ -340,6 +340,13 @@ func TestGateAccess(t *testing.T) {
 		if err := st.Grant("mine", u, l); err != nil {
 			t.Fatal(err)
 		}
+	}
+	staging, err := access.ParseGrant("deploy:staging")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetGrant("mine", "sam", staging); err != nil {
+		t.Fatal(err)
 	}
 	s := &Server{cfg: Config{Access: st, Repos: repos,
 		Pipelines: runKinds{kinds: map[string]pipelines.Kind{"mine web 1": pipelines.Build, "mine web 2": pipelines.Deploy}}}}
@@ -369,8 +376,14 @@ func TestGateAccess(t *testing.T) {
 		{"rita", "retry mine web 1", denied},
 		{"rita", "cancel mine web 1", denied},
 		{"wendy", "retry mine web 1", ok},
-		{"wendy", "retry mine web 2", denied}, // a deploy run
+		{"wendy", "retry mine web 2", ok}, // a deploy run: Retry decides, for the retrier
 		{"wendy", "cancel mine web 2", denied},
+		{"sam", "deploy mine web staging", ok},
+		{"sam", "rollback mine web staging", ok},
+		{"sam", "deploy mine web production", denied},
+		{"sam", "cancel mine web 2", denied}, // a production deploy
+		{"sam", "cancel mine web 1", ok},
+		{"sam", "retry mine web 1", ok},
 		{"wendy", "retry mine web 3", ok}, // no such run: the runner says so
 		{"wendy", "deploy mine web production", denied},
 		{"wendy", "rollback mine web production", denied},

@@ -31,8 +31,10 @@ func (s *Server) pipelineCommands() map[string]Command {
 	pipeline := Arg{Name: "PIPELINE", Kind: ArgPipeline}
 	run := Arg{Name: "RUN", Kind: ArgRun}
 	deploy := []Arg{repo, pipeline, {Name: "ENV", Kind: ArgEnv}, {Name: "REV", Kind: ArgRev, Optional: true}}
-	// cancel and retry act on a build with write, on a deploy with deploy.
-	onRun := Need{Repo: access.Write, Level: s.levelFor}
+	// Deploying needs the caller's right to the ENV argument (SPEC §3);
+	// canceling a deploy run, the right to its environment. A retried
+	// deploy is checked by Retry itself, as it acts for the retrier.
+	deployNeed := Need{Repo: access.Read, Check: s.deployRight}
 	return map[string]Command{
 		"pipelines": {Usage: "pipelines REPO", Help: "pipelines on the deploy branch, with their last run",
 			Args: []Arg{repo}, Need: Need{Repo: access.Read}, Run: s.cmdPipelines},
@@ -42,16 +44,15 @@ func (s *Server) pipelineCommands() map[string]Command {
 			Args: []Arg{repo, pipeline, run}, Flags: map[string]string{"-f": "follow", "--follow": "follow"},
 			Need: Need{Repo: access.Read}, Run: s.cmdLogs},
 		"cancel": {Usage: "cancel REPO PIPELINE RUN", Help: "stop a queued or running run",
-			Args: []Arg{repo, pipeline, run}, Need: onRun, Run: s.cmdCancel},
+			Args: []Arg{repo, pipeline, run}, Need: Need{Repo: access.Write, Check: s.runRight}, Run: s.cmdCancel},
 		"retry": {Usage: "retry REPO PIPELINE RUN", Help: "run again at the same commit",
-			Args: []Arg{repo, pipeline, run}, Need: onRun, Run: s.cmdRetry},
+			Args: []Arg{repo, pipeline, run}, Need: Need{Repo: access.Write}, Run: s.cmdRetry},
 		"artifacts": {Usage: "artifacts REPO PIPELINE", Help: "the artifact history, newest first",
 			Args: []Arg{repo, pipeline}, Need: Need{Repo: access.Read}, Run: s.cmdArtifacts},
-		// Deploy rights per environment (SPEC §3) plug in as Need.Check.
 		"deploy": {Usage: "deploy REPO PIPELINE ENV [REV]", Help: "point refs/deploy/ENV/PIPELINE at REV (default: newest artifact)",
-			Args: deploy, Need: Need{Repo: access.Deploy}, Run: s.cmdDeploy},
+			Args: deploy, Need: deployNeed, Run: s.cmdDeploy},
 		"rollback": {Usage: "rollback REPO PIPELINE ENV [REV]", Help: "point it back at the artifact deployed before (or REV)",
-			Args: deploy, Need: Need{Repo: access.Deploy}, Run: s.cmdDeploy},
+			Args: deploy, Need: deployNeed, Run: s.cmdDeploy},
 		"status": {Usage: "status REPO", Help: "desired and deployed artifact of each environment × pipeline",
 			Args: []Arg{repo}, Need: Need{Repo: access.Read}, Run: s.cmdStatus},
 	}
@@ -113,13 +114,28 @@ func (s *Server) cmdLogs(c *Call) error {
 	return nil
 }
 
-// levelFor is what acting on a run needs: write for builds, deploy for
-// deploys.
-func (s *Server) levelFor(c *Call) access.Level {
+// deployRight is the gate's check for deploy and rollback: the caller's
+// right to deploy to the ENV argument. RequestDeploy decides again,
+// whatever calls it.
+func (s *Server) deployRight(c *Call) error {
+	return s.envRight(c, c.Env)
+}
+
+// runRight is the gate's check for acting on a run: a deploy run needs the
+// right to its environment, a build only the write access checked before.
+func (s *Server) runRight(c *Call) error {
 	if r, err := s.cfg.Pipelines.Get(c.Repo, c.Pipeline, c.Number); err == nil && r.Kind == pipelines.Deploy {
-		return access.Deploy
+		return s.envRight(c, r.Environment)
 	}
-	return access.Write
+	return nil
+}
+
+func (s *Server) envRight(c *Call, env string) error {
+	if s.cfg.Access.CanDeploy(c.Repo, c.User.Name, env) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s to %s needs deploy access to %s of %s (you have %s); ask an admin: access %s %s deploy:%s",
+		ErrDenied, c.Name, env, env, c.Repo, s.cfg.Access.GrantOf(c.Repo, c.User), c.Repo, c.User.Name, env)
 }
 
 func (s *Server) cmdCancel(c *Call) error {

@@ -60,7 +60,7 @@ func (t DeployTrigger) React(ctx context.Context, ev *Event, out io.Writer) {
 		}
 		user := ev.Session.User
 		if user == "" {
-			user = "local operator"
+			user = pipelines.LocalOperator
 		}
 		run, err := t.Deployer.Reconcile(ctx, ev.Repo, pipeline, env, user, fmt.Sprintf("%s moved by %s (%s)", u.Ref, user, ev.Session.Source))
 		if err != nil {

@@ -98,10 +98,16 @@ func (t PipelineTrigger) React(ctx context.Context, ev *Event, out io.Writer) {
 	qctx := context.WithoutCancel(ctx)
 	deploy := t.Branches.DeployBranch(qctx, ev.Repo)
 	var started []*pipelines.Run
+	user := ev.Session.User
+	if ev.Session.Source == SourceLocal {
+		// A push to a path on the server machine: its runs, and the
+		// deploys they start, act for the operator there.
+		user = pipelines.LocalOperator
+	}
 	for _, u := range ev.Updates {
 		runs, err := t.Runner.OnPush(qctx, pipelines.Push{
 			Repo: ev.Repo, GitDir: ev.GitDir, Ref: u.Ref, Old: u.Old, New: u.New,
-			DeployBranch: deploy, User: ev.Session.User, Options: ev.PushOptions, Received: received,
+			DeployBranch: deploy, User: user, Options: ev.PushOptions, Received: received,
 		})
 		if err != nil {
 			fmt.Fprintf(out, "refline: warning: %v\n", err)

@@ -36,16 +36,30 @@ func ParseUpdates(stdin []byte) ([]Update, error) {
 	return ups, nil
 }
 
+// DeployRights is the subset of the access store that decides deploy
+// rights per environment.
+type DeployRights interface {
+	CanDeploy(repo, user, env string) bool
+}
+
 // CheckPush decides whether a pushing session may apply u. It knows nothing
-// of object contents: that is for the Checkers.
-func CheckPush(sess Session, u Update) error {
+// of object contents: that is for the Checkers. Moving refs/deploy/ENV/P
+// needs the pusher's deploy right to ENV, as rights says now; a ref under
+// refs/deploy/ that names no environment needs deploy access to every
+// environment. A nil rights allows no deploy ref.
+func CheckPush(sess Session, u Update, rights DeployRights) error {
 	switch {
 	case refs.ServerOwned(u.Ref):
 		return fmt.Errorf("%s is written only by the refline server; pushes cannot create, move or delete it", u.Ref)
 	case refs.IsDeploy(u.Ref):
-		if !sess.Level.Can(access.Deploy) {
-			return fmt.Errorf("moving %s needs deploy access to %s (you have %s); ask an admin: ssh HOST access %s %s deploy",
+		env, _, ok := refs.ParseDeployRef(u.Ref)
+		switch {
+		case !ok && !sess.Level.Can(access.Deploy):
+			return fmt.Errorf("moving %s needs deploy access to every environment of %s (you have %s); ask an admin: ssh HOST access %s %s deploy",
 				u.Ref, sess.Repo, sess.Level, sess.Repo, sess.User)
+		case ok && (rights == nil || !rights.CanDeploy(sess.Repo, sess.User, env)):
+			return fmt.Errorf("moving %s needs deploy access to %s of %s; ask an admin: ssh HOST access %s %s deploy:%s",
+				u.Ref, env, sess.Repo, sess.Repo, sess.User, env)
 		}
 		return nil
 	default:

@@ -7,31 +7,48 @@ import (
 	"github.com/refline/refline/access"
 )
 
+// grantRights answers CanDeploy from one grant, whatever the repo and user.
+type grantRights struct{ g access.Grant }
+
+func (r grantRights) CanDeploy(repo, user, env string) bool { return r.g.CanDeploy(env) }
+
 func TestCheckPush(t *testing.T) {
 	const a, b = "1111111111111111111111111111111111111111", "2222222222222222222222222222222222222222"
 	tests := []struct {
-		level access.Level
+		grant string
 		ref   string
 		old   string
 		new   string
 		err   string // substring; "" = allowed
 	}{
-		{access.Write, "refs/heads/master", a, b, ""},
-		{access.Write, "refs/tags/v1", ZeroID, b, ""},
-		{access.Read, "refs/heads/master", a, b, "needs write access"},
-		{access.Admin, "refs/artifacts/web", ZeroID, b, "written only by the refline server"},
-		{access.Admin, "refs/artifacts/web", a, ZeroID, "written only by the refline server"},
-		{access.Admin, "refs/runs/web", a, b, "written only by the refline server"},
-		{access.Admin, "refs/deployed/production/web", a, b, "written only by the refline server"},
-		{access.Write, "refs/deploy/production/web", a, b, "needs deploy access"},
-		{access.Deploy, "refs/deploy/production/web", a, b, ""},
-		{access.Admin, "refs/deploy/production/web", ZeroID, b, ""},
-		{access.Write, "refs/artifactsX/web", ZeroID, b, ""},
-		{access.Write, "refs/deployX/web", ZeroID, b, ""},
+		{"write", "refs/heads/master", a, b, ""},
+		{"write", "refs/tags/v1", ZeroID, b, ""},
+		{"read", "refs/heads/master", a, b, "needs write access"},
+		{"admin", "refs/artifacts/web", ZeroID, b, "written only by the refline server"},
+		{"admin", "refs/artifacts/web", a, ZeroID, "written only by the refline server"},
+		{"admin", "refs/runs/web", a, b, "written only by the refline server"},
+		{"admin", "refs/deployed/production/web", a, b, "written only by the refline server"},
+		{"write", "refs/deploy/production/web", a, b, "needs deploy access to production of app"},
+		{"deploy", "refs/deploy/production/web", a, b, ""},
+		{"admin", "refs/deploy/production/web", ZeroID, b, ""},
+		{"deploy:staging", "refs/heads/master", a, b, ""},
+		{"deploy:staging", "refs/deploy/staging/web", a, b, ""},
+		{"deploy:staging", "refs/deploy/staging/web", a, ZeroID, ""},
+		{"deploy:staging", "refs/deploy/production/web", a, b, "needs deploy access to production of app"},
+		{"deploy:staging", "refs/deploy/production/web", a, ZeroID, "needs deploy access to production of app"},
+		{"deploy:staging,qa", "refs/deploy/qa/web", ZeroID, b, ""},
+		{"deploy:staging", "refs/deploy/staging/web/extra", ZeroID, b, "needs deploy access to every environment"},
+		{"deploy", "refs/deploy/staging/web/extra", ZeroID, b, ""},
+		{"write", "refs/artifactsX/web", ZeroID, b, ""},
+		{"write", "refs/deployX/web", ZeroID, b, ""},
 	}
 	for _, tt := range tests {
-		t.Run(tt.level.String()+" "+tt.ref, func(t *testing.T) {
-			err := CheckPush(Session{Source: SourcePush, User: "u", Repo: "app", Level: tt.level}, Update{Old: tt.old, New: tt.new, Ref: tt.ref})
+		t.Run(tt.grant+" "+tt.ref, func(t *testing.T) {
+			g, err := access.ParseGrant(tt.grant)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = CheckPush(Session{Source: SourcePush, User: "u", Repo: "app", Level: g.Base()}, Update{Old: tt.old, New: tt.new, Ref: tt.ref}, grantRights{g})
 			switch {
 			case tt.err == "" && err != nil:
 				t.Fatalf("refused: %v", err)
@@ -39,6 +56,11 @@ func TestCheckPush(t *testing.T) {
 				t.Fatalf("got %v, want error containing %q", err, tt.err)
 			}
 		})
+	}
+	// Without rights to ask, no deploy ref moves.
+	if err := CheckPush(Session{Source: SourcePush, User: "u", Repo: "app", Level: access.Admin},
+		Update{Old: a, New: b, Ref: "refs/deploy/production/web"}, nil); err == nil {
+		t.Error("a deploy ref moved with no rights to ask")
 	}
 }
 

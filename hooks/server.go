@@ -59,8 +59,10 @@ type Config struct {
 	Sessions   *Sessions
 	Logger     *logrus.Entry
 	Registerer prometheus.Registerer
-	Checkers   []Checker
-	Reactors   []Reactor
+	// Rights decides who may move which deploy refs by pushing.
+	Rights   DeployRights
+	Checkers []Checker
+	Reactors []Reactor
 }
 
 // Server answers hook callbacks over a unix socket.
@@ -194,7 +196,7 @@ func (s *Server) handle(ctx context.Context, req *Request, out io.Writer) int {
 			// with no rights beyond what a local operator has.
 			return s.check(ctx, log, ev, out, func(u Update) error { return CheckLocal(u, s.current(ev.GitDir, u.Ref)) })
 		}
-		return s.check(ctx, log, ev, out, func(u Update) error { return CheckPush(sess, u) })
+		return s.check(ctx, log, ev, out, func(u Update) error { return CheckPush(sess, u, s.cfg.Rights) })
 	case "post-receive":
 		s.react(ctx, ev, out)
 		return 0

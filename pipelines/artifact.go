@@ -34,7 +34,7 @@ func (r *Runner) resolveInputs(ctx context.Context, run *Run, spec *Spec) ([]Inp
 		}
 		label := in.From.String()
 		if repo != run.Repo {
-			if r.cfg.Access == nil || !r.cfg.Access(repo, run.User) {
+			if !r.canRead(repo, run.User) {
 				return nil, fmt.Errorf("input %s: %s has no read access to repository %s (or it does not exist)", label, userOrNobody(run.User), repo)
 			}
 		}
@@ -120,14 +120,17 @@ func (r *Runner) recordArtifact(ctx context.Context, run *Run, inputs []InputArt
 // afterBuild acts on a new artifact: auto-deploys to the environments
 // without `after:`, and starts the pipelines whose `on.artifacts` names this
 // one, in this repository or any other.
+//
+// An auto-deploy acts for the user whose push built the artifact (run.User),
+// never for the server: a push gains no right by editing a pipeline file.
+// A triggered run acts for its own repository's pusher, never for this
+// run's user, and only if that pusher may read this repository.
 func (r *Runner) afterBuild(ctx context.Context, run *Run, log *logrus.Entry) {
 	spec, err := r.specAt(ctx, run.Repo, run.Pipeline, run.Commit)
 	if err == nil {
 		for _, env := range spec.Environments {
 			if env.Auto && env.After == "" {
-				if _, err := r.RequestDeploy(ctx, run.Repo, run.Pipeline, env.Name, run.Artifact, "refline", "auto-deploy of "+run.ID()); err != nil {
-					log.WithError(err).WithField("env", env.Name).Warn("auto-deploy")
-				}
+				r.autoDeploy(ctx, run.Repo, run.Pipeline, env.Name, run.Artifact, run.User, "auto-deploy of "+run.ID(), log)
 			}
 		}
 	}
@@ -151,8 +154,20 @@ func (r *Runner) afterBuild(ctx context.Context, run *Run, log *logrus.Entry) {
 			if !triggeredBy(s, repo, run.Repo, run.Pipeline) {
 				continue
 			}
-			if repo != run.Repo && (r.cfg.Access == nil || !r.cfg.Access(run.Repo, run.User)) {
-				log.WithFields(logrus.Fields{"downstream": repo + ":" + s.Name}).Info("artifact trigger skipped: no read access")
+			user, ok := r.pusherOf(repo, tip.String())
+			if !ok && repo == run.Repo && run.Commit == tip.String() {
+				user, ok = run.User, run.User != "" // this very build was of the tip
+			}
+			tlog := log.WithFields(logrus.Fields{"downstream": repo + ":" + s.Name, "user": user})
+			if !ok {
+				tlog.Info("artifact trigger skipped: no record of who pushed the tip of the deploy branch; the next push there triggers it")
+				continue
+			}
+			if repo != run.Repo && !r.canRead(run.Repo, user) {
+				// Skipped without a run in the downstream repository:
+				// its runs would tell its readers when this repository
+				// builds.
+				tlog.Info("artifact trigger skipped: the downstream pusher has no read access to the upstream repository")
 				continue
 			}
 			if r.queuedAt(repo, s.Name, tip.String()) {
@@ -163,7 +178,7 @@ func (r *Runner) afterBuild(ctx context.Context, run *Run, log *logrus.Entry) {
 				trig = fmt.Sprintf("artifact %s@%s", run.Pipeline, short(run.Artifact))
 			}
 			if _, err := r.Enqueue(ctx, Request{Repo: repo, Pipeline: s.Name, Kind: Build, Commit: tip.String(),
-				Branch: branch, Trigger: trig, User: run.User, WaitFor: localInputs(s, repo)}); err != nil {
+				Branch: branch, Trigger: trig, User: user, WaitFor: localInputs(s, repo)}); err != nil {
 				log.WithError(err).Warn("artifact trigger")
 			}
 		}

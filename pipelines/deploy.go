@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -106,9 +107,14 @@ func first(v []string) string {
 }
 
 // RequestDeploy points refs/deploy/ENV/PIPELINE at target, after checking
-// it, and starts the deploy. It is what `ssh … deploy` and `rollback` and
-// auto-deploys do.
+// it, and starts the deploy. It is what `ssh … deploy` and `rollback`,
+// auto-deploys and promotions do. The deploy acts for user, who needs the
+// right to env (an error wrapping ErrDeployDenied otherwise), whoever
+// calls.
 func (r *Runner) RequestDeploy(ctx context.Context, repo, pipeline, env, target, user, trigger string) (*Run, error) {
+	if err := r.mayDeploy(repo, user, env); err != nil {
+		return nil, err
+	}
 	h := plumbing.NewHash(target)
 	if _, err := r.CheckDeployTarget(ctx, repo, pipeline, env, h); err != nil {
 		return nil, err
@@ -179,7 +185,7 @@ func (r *Runner) ReconcileAll(ctx context.Context) {
 	}
 	for _, repo := range repos {
 		for _, d := range r.deployRefs(repo) {
-			run, err := r.Reconcile(ctx, repo, d.pipeline, d.env, "refline", "reconcile at start")
+			run, err := r.Reconcile(ctx, repo, d.pipeline, d.env, r.lastDeployer(repo, d.pipeline, d.env), "reconcile at start")
 			if err != nil {
 				r.log.WithError(err).WithField("repo", repo).Warn("reconcile deploy ref")
 			} else if run != nil {
@@ -187,6 +193,28 @@ func (r *Runner) ReconcileAll(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// lastDeployer is the user of the newest deploy run of the artifact that
+// refs/deploy/ENV/PIPELINE names: a deploy reconciled at start (after a
+// crash interrupted it) acts for them again, so that its promotions ask
+// their rights. Without such a run the deploy acts for [NoUser], who has
+// none.
+func (r *Runner) lastDeployer(repo, pipeline, env string) string {
+	desired, err := refs.Resolve(r.cfg.Repos.Path(repo), refs.DeployRef(env, pipeline))
+	if err != nil || desired.IsZero() {
+		return NoUser
+	}
+	if deployed, _ := refs.Resolve(r.cfg.Repos.Path(repo), refs.DeployedRef(env, pipeline)); deployed == desired {
+		return NoUser // nothing to deploy: spare reading the runs
+	}
+	runs, _ := r.Runs(repo, pipeline, 200)
+	for _, run := range runs {
+		if run.Kind == Deploy && run.Environment == env && run.Artifact == desired.String() && run.User != "" {
+			return run.User
+		}
+	}
+	return NoUser
 }
 
 type envPipeline struct{ env, pipeline string }
@@ -328,7 +356,8 @@ func (r *Runner) deploySecrets(ctx context.Context, repo, env string, log *logru
 }
 
 // afterDeploy promotes a successfully deployed artifact to the
-// environments that follow env with `auto: true`.
+// environments that follow env with `auto: true`, acting for the user whose
+// deploy completed the gate.
 func (r *Runner) afterDeploy(ctx context.Context, run *Run, log *logrus.Entry) {
 	spec, err := r.specAt(ctx, run.Repo, run.Pipeline, run.Commit)
 	if err != nil {
@@ -336,10 +365,8 @@ func (r *Runner) afterDeploy(ctx context.Context, run *Run, log *logrus.Entry) {
 	}
 	for _, e := range spec.Environments {
 		if e.Auto && e.After == run.Environment {
-			if _, err := r.RequestDeploy(ctx, run.Repo, run.Pipeline, e.Name, run.Artifact, "refline",
-				fmt.Sprintf("promotion after %s deployed to %s", run.ID(), run.Environment)); err != nil {
-				log.WithError(err).WithField("env", e.Name).Warn("auto-promotion")
-			}
+			r.autoDeploy(ctx, run.Repo, run.Pipeline, e.Name, run.Artifact, run.User,
+				fmt.Sprintf("promotion after %s deployed to %s", run.ID(), run.Environment), log)
 		}
 	}
 }
@@ -410,18 +437,34 @@ type EnvStatus struct {
 	Desired     string `json:"desired,omitempty"`
 	Deployed    string `json:"deployed,omitempty"`
 	// State is "deployed" (desired = deployed), "deploying", "queued",
-	// "failed" (the last deploy of the desired artifact failed) or
-	// "pending".
+	// "failed" (the last deploy of the desired artifact failed),
+	// "pending", or "waiting for deploy" (an automatic deploy of a newer
+	// artifact is held until someone with the right deploys).
 	State   string `json:"state"`
 	LastRun int    `json:"last_run,omitempty"`
+	// Waiting is the held artifact, and WaitingReason why it is held.
+	Waiting       string `json:"waiting,omitempty"`
+	WaitingReason string `json:"waiting_reason,omitempty"`
 }
 
 // Status reports desired against deployed for every environment ×
-// pipeline with a deploy ref.
+// pipeline with a deploy ref or a held deploy.
 func (r *Runner) Status(repo string) ([]EnvStatus, error) {
 	gitDir := r.cfg.Repos.Path(repo)
 	out := []EnvStatus{}
-	for _, d := range r.deployRefs(repo) {
+	pairs := r.deployRefs(repo)
+	for _, h := range r.heldEnvs(repo) {
+		if !slices.Contains(pairs, h) {
+			pairs = append(pairs, h)
+		}
+	}
+	sort.Slice(pairs, func(i, j int) bool {
+		if pairs[i].env != pairs[j].env {
+			return pairs[i].env < pairs[j].env
+		}
+		return pairs[i].pipeline < pairs[j].pipeline
+	})
+	for _, d := range pairs {
 		desired, _ := refs.Resolve(gitDir, refs.DeployRef(d.env, d.pipeline))
 		deployed, _ := refs.Resolve(gitDir, refs.DeployedRef(d.env, d.pipeline))
 		st := EnvStatus{Environment: d.env, Pipeline: d.pipeline}
@@ -455,6 +498,12 @@ func (r *Runner) Status(repo string) ([]EnvStatus, error) {
 			st.State = string(last.State)
 		default:
 			st.State = "pending"
+		}
+		if h, ok := r.held(repo, d.pipeline, d.env, st.Desired); ok {
+			st.State, st.Waiting, st.WaitingReason = "waiting for deploy", h.Artifact, h.Reason
+		}
+		if st.Desired == "" && st.Deployed == "" && st.Waiting == "" {
+			continue // a lapsed hold on an environment never deployed
 		}
 		out = append(out, st)
 	}

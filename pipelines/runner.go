@@ -50,10 +50,10 @@ type Config struct {
 	// BaseEnv is the part of the server's environment jobs see (SPEC §5:
 	// PATH, HOME, LANG, TMPDIR).
 	BaseEnv []string
-	// Access reports whether user may read repo; inputs and artifact
-	// triggers across repositories need it. Nil allows nothing across
-	// repositories.
-	Access func(repo, user string) bool
+	// Auth decides what the user a run acts for may read beyond the run's
+	// repository and where they may deploy. Nil allows nothing across
+	// repositories and no deploy but the local operator's.
+	Auth Authorizer
 	// AgeIdentities are the server's identities for decrypting secrets.
 	AgeIdentities func() []age.Identity
 }
@@ -70,6 +70,7 @@ type Runner struct {
 	queue   []*liveRun
 	live    map[runKey]*liveRun
 	busy    map[string]bool // "repo\x00pipeline" with a build running
+	rights  rights
 	closed  bool
 	workers sync.WaitGroup
 }
@@ -787,6 +788,12 @@ func (r *Runner) Retry(ctx context.Context, repo, pipeline string, n int, user s
 	old, err := r.Get(repo, pipeline, n)
 	if err != nil {
 		return nil, err
+	}
+	if old.Kind == Deploy {
+		// A retried deploy acts for the retrier.
+		if err := r.mayDeploy(repo, user, old.Environment); err != nil {
+			return nil, err
+		}
 	}
 	if !old.State.Final() {
 		return nil, fmt.Errorf("%s #%d is still %s", pipeline, n, old.State)

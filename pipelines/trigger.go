@@ -56,7 +56,16 @@ func Validate(ctx context.Context, gitDir string, env []string, commit string) e
 // pipeline files are read from the pushed commit. `-o ci.skip` starts none.
 func (r *Runner) OnPush(ctx context.Context, p Push) ([]*Run, error) {
 	branch, ok := strings.CutPrefix(p.Ref, "refs/heads/")
-	if !ok || strings.Trim(p.New, "0") == "" || p.HasOption(SkipOption) {
+	if !ok || strings.Trim(p.New, "0") == "" {
+		return nil, nil
+	}
+	if branch == p.DeployBranch {
+		// Runs that other pipelines' artifacts trigger act for this user.
+		if err := r.notePusher(p.Repo, p.New, p.User); err != nil {
+			r.log.WithError(err).WithField("repo", p.Repo).Warn("record the pusher of the deploy branch")
+		}
+	}
+	if p.HasOption(SkipOption) {
 		return nil, nil
 	}
 	git := gitReader{gitDir: p.GitDir}

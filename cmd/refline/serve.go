@@ -208,10 +208,10 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 		Logger:     log.WithField("component", "pipelines"),
 		Registerer: reg,
 		BaseEnv:    jobBaseEnv(),
-		Access: func(repo, user string) bool {
-			u, ok := users.User(user)
-			return ok && users.Level(repo, u).Can(access.Read)
-		},
+
+		// Every run acts for a user: what it reads across repositories
+		// and where it deploys are that user's rights.
+		Auth:          users,
 		AgeIdentities: keys.AgeIdentities,
 	})
 	if err != nil {
@@ -229,6 +229,7 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 		Socket:     socket,
 		Repos:      store,
 		Sessions:   sessions,
+		Rights:     users,
 		Logger:     log.WithField("component", "hooks"),
 		Registerer: reg,
 		Checkers: []hooks.Checker{
