@@ -60,7 +60,7 @@ func (b Binding) Valid() error {
 		return err
 	}
 	if !ValidEnv(b.Env) {
-		return envError(b.Env)
+		return EnvError(b.Env)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package secrets
+package secretscli
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/refline/refline/secrets"
 )
 
 // SSHRemote is where a git remote reached over SSH points: what `ssh` needs
@@ -109,7 +111,7 @@ func OriginKeys(root string, getenv func(string) string, stderr io.Writer) func(
 	return func(ctx context.Context) ([]byte, string, error) {
 		ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 		defer cancel()
-		how := "write the server's age1… recipients (from `ssh HOST keys`) into " + ServerRecipientsFile
+		how := "write the server's age1… recipients (from `ssh HOST keys`) into " + secrets.ServerRecipientsFile
 		raw, err := gitOutput(ctx, root, "remote", "get-url", "origin")
 		if err != nil {
 			return nil, "", fmt.Errorf("find the server's recipients: the clone has no origin remote (%v): "+
