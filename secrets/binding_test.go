@@ -119,37 +119,3 @@ func TestBindingIsADotenvComment(t *testing.T) {
 		t.Errorf("marker %q, body %q", hash, back)
 	}
 }
-
-func TestRepoFromRemote(t *testing.T) {
-	tests := []struct {
-		url, want, err string
-	}{
-		{"ssh://git@host:2222/app.git", "app", ""},
-		{"ssh://git@host:2222/app", "app", ""},
-		{"ssh://git@host/team/app.git", "team/app", ""},
-		{"ssh://git@host:2222/team/app.git/", "team/app", ""},
-		{"git+ssh://host/app.git", "app", ""},
-		{"ssh://git@[::1]:2222/app.git", "app", ""},
-		{"git@host:app.git", "app", ""},
-		{"git@host:team/app.git", "team/app", ""},
-		{"host:/team/app", "team/app", ""},
-		{"git@[::1]:app.git", "app", ""},
-		{"[git@host:2222]:app.git", "app", ""},
-		{"ssh://git@host:2222/", "", "repository name is empty"},
-		{"ssh://git@host:2222/../app.git", "", "segment starting with '.'"},
-		{"ssh://git@host:2222/.hidden.git", "", "segment starting with '.'"},
-		{"ssh://git@host:2222/a b.git", "", "has the character ' '"},
-		{"/srv/git/app.git", "", "is not a URL of a refline server"},
-		{"./app", "", "is not a URL of a refline server"},
-		{"ssh://host:notaport/app", "", "remote URL"},
-	}
-	for _, tt := range tests {
-		got, err := RepoFromRemote(tt.url)
-		switch {
-		case tt.err == "" && (err != nil || got != tt.want):
-			t.Errorf("%s: got %q, %v; want %q", tt.url, got, err, tt.want)
-		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
-			t.Errorf("%s: got %q, %v; want an error with %q", tt.url, got, err, tt.err)
-		}
-	}
-}

@@ -45,7 +45,7 @@ type Config struct {
 	Refresh bool
 	// Repo is the repository's name on the server, which every file
 	// written is bound to (secrets.Binding). "" means the path of the
-	// origin remote's URL (secrets.RepoFromRemote).
+	// origin remote's URL (RepoFromRemote).
 	Repo string
 
 	Getenv func(string) string // default os.Getenv
@@ -202,11 +202,7 @@ func keyError(key string) error {
 
 // Get prints the value of key in env's secrets file, followed by a newline.
 func (c *CLI) Get(ctx context.Context, env, key string) error {
-	f, err := c.open(env, true)
-	if err != nil {
-		return err
-	}
-	vars, err := f.vars()
+	f, vars, err := c.openVars(env)
 	if err != nil {
 		return err
 	}
@@ -222,11 +218,7 @@ func (c *CLI) Get(ctx context.Context, env, key string) error {
 // List prints the keys of env's secrets file, one a line, in file order.
 // It never prints values.
 func (c *CLI) List(ctx context.Context, env string) error {
-	f, err := c.open(env, true)
-	if err != nil {
-		return err
-	}
-	vars, err := f.vars()
+	_, vars, err := c.openVars(env)
 	if err != nil {
 		return err
 	}
@@ -504,6 +496,16 @@ func (c *CLI) open(env string, mustExist bool) (*secretsFile, error) {
 	return f, nil
 }
 
+// openVars opens env's secrets file, which must exist, and parses it.
+func (c *CLI) openVars(env string) (*secretsFile, []secrets.Var, error) {
+	f, err := c.open(env, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	vars, err := f.vars()
+	return f, vars, err
+}
+
 // vars parses the file's plaintext.
 func (f *secretsFile) vars() ([]secrets.Var, error) {
 	vars, err := secrets.ParseDotenv(f.body)
@@ -600,7 +602,7 @@ func (c *CLI) repoName(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("cannot tell which repository the secrets belong to: the clone has no origin remote (%v): "+
 			"add it (git remote add origin ssh://git@HOST:2222/NAME.git), or pass --repo NAME", err)
 	}
-	name, err := secrets.RepoFromRemote(strings.TrimSpace(raw))
+	name, err := RepoFromRemote(strings.TrimSpace(raw))
 	if err != nil {
 		return "", fmt.Errorf("cannot tell which repository the secrets belong to from origin: %w; "+
 			"pass --repo NAME (the repository's name on the refline server)", err)
