@@ -49,7 +49,7 @@ func sshKey(priv crypto.Signer) testKey {
 }
 
 // mustX25519 is a fresh server identity.
-func mustX25519(t *testing.T) *age.X25519Identity {
+func mustX25519(testing.TB) *age.X25519Identity {
 	return must(age.GenerateX25519Identity())
 }
 
