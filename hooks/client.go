@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/refline/refline/atomicfile"
 	"github.com/refline/refline/refs"
 )
 
@@ -184,11 +185,7 @@ func WriteShims(dir, binary, socket string) error {
 			fmt.Fprintf(&b, "[ \"$%s\" = 1 ] && exit 0\n", SkipTxEnv)
 		}
 		fmt.Fprintf(&b, "exec %s hook --socket %s %s \"$@\"\n", shellQuote(binary), shellQuote(socket), name)
-		tmp := filepath.Join(dir, "."+name+".tmp")
-		if err := os.WriteFile(tmp, []byte(b.String()), 0o755); err != nil {
-			return fmt.Errorf("write hook %s: %w", name, err)
-		}
-		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		if _, err := atomicfile.Write(filepath.Join(dir, name), []byte(b.String()), 0o755); err != nil {
 			return fmt.Errorf("install hook %s: %w", name, err)
 		}
 	}

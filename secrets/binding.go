@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 
 	"github.com/refline/refline/names"
@@ -60,7 +59,7 @@ func (b Binding) Valid() error {
 		return err
 	}
 	if !ValidEnv(b.Env) {
-		return envError(b.Env)
+		return EnvError(b.Env)
 	}
 	return nil
 }
@@ -105,41 +104,4 @@ func SplitBinding(plain []byte) (b Binding, rest []byte, err error) {
 // JoinBinding prepends b's line to rest.
 func JoinBinding(b Binding, rest []byte) []byte {
 	return append([]byte(b.Line()+"\n"), rest...)
-}
-
-// RepoFromRemote is the repository name a git remote URL points at on a
-// refline server: the URL's path without its leading "/" and ".git" suffix,
-// as the server reads it. It takes URLs (ssh://git@HOST:2222/team/app.git)
-// and scp-like remotes (git@HOST:team/app.git).
-func RepoFromRemote(raw string) (string, error) {
-	var path string
-	if strings.Contains(raw, "://") {
-		u, err := url.Parse(raw)
-		if err != nil {
-			return "", fmt.Errorf("remote URL %q: %w", raw, err)
-		}
-		path = u.Path
-	} else {
-		// scp-like: a colon before any slash, as ParseSSHRemote reads it.
-		colon := strings.IndexByte(raw, ':')
-		if open := strings.IndexByte(raw, '['); open >= 0 && open < colon {
-			if end := strings.IndexByte(raw, ']'); end > open {
-				colon = -1
-				if i := strings.IndexByte(raw[end:], ':'); i >= 0 {
-					colon = end + i
-				}
-			}
-		}
-		if colon <= 0 || strings.Contains(raw[:colon], "/") {
-			return "", fmt.Errorf("remote URL %q is not a URL of a refline server (ssh://git@HOST:2222/NAME.git)", raw)
-		}
-		path = raw[colon+1:]
-	}
-	name := strings.TrimPrefix(path, "/")
-	name = strings.TrimSuffix(name, "/")
-	name = strings.TrimSuffix(name, ".git")
-	if err := names.Repo(name); err != nil {
-		return "", fmt.Errorf("remote URL %q: %w", raw, err)
-	}
-	return name, nil
 }

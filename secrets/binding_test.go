@@ -3,9 +3,6 @@ package secrets
 import (
 	"bytes"
 	"errors"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -94,7 +91,7 @@ func TestBindingCheck(t *testing.T) {
 func TestBindingIsADotenvComment(t *testing.T) {
 	b := Binding{Repo: "team/app", Env: "prod"}
 	body := FormatDotenv([]Var{{Key: "A", Value: "1"}, {Key: "PEM", Value: "x\ny"}, {Key: "Q", Value: `it's "q"`}})
-	plain := JoinBinding(b, joinMarker("ab", body))
+	plain := JoinBinding(b, JoinMarker("ab", body))
 	if !bytes.HasPrefix(plain, []byte("# refline: team/app prod\n# refline-recipients: sha256:ab\n")) {
 		t.Fatalf("plaintext starts %q", plain)
 	}
@@ -118,175 +115,7 @@ func TestBindingIsADotenvComment(t *testing.T) {
 	if err != nil || got != b {
 		t.Fatalf("SplitBinding: %v, %v", got, err)
 	}
-	if hash, back := splitMarker(rest); hash != "ab" || !bytes.Equal(back, body) {
+	if hash, back := SplitMarker(rest); hash != "ab" || !bytes.Equal(back, body) {
 		t.Errorf("marker %q, body %q", hash, back)
 	}
-}
-
-func TestRepoFromRemote(t *testing.T) {
-	tests := []struct {
-		url, want, err string
-	}{
-		{"ssh://git@host:2222/app.git", "app", ""},
-		{"ssh://git@host:2222/app", "app", ""},
-		{"ssh://git@host/team/app.git", "team/app", ""},
-		{"ssh://git@host:2222/team/app.git/", "team/app", ""},
-		{"git+ssh://host/app.git", "app", ""},
-		{"ssh://git@[::1]:2222/app.git", "app", ""},
-		{"git@host:app.git", "app", ""},
-		{"git@host:team/app.git", "team/app", ""},
-		{"host:/team/app", "team/app", ""},
-		{"git@[::1]:app.git", "app", ""},
-		{"[git@host:2222]:app.git", "app", ""},
-		{"ssh://git@host:2222/", "", "repository name is empty"},
-		{"ssh://git@host:2222/../app.git", "", "segment starting with '.'"},
-		{"ssh://git@host:2222/.hidden.git", "", "segment starting with '.'"},
-		{"ssh://git@host:2222/a b.git", "", "has the character ' '"},
-		{"/srv/git/app.git", "", "is not a URL of a refline server"},
-		{"./app", "", "is not a URL of a refline server"},
-		{"ssh://host:notaport/app", "", "remote URL"},
-	}
-	for _, tt := range tests {
-		got, err := RepoFromRemote(tt.url)
-		switch {
-		case tt.err == "" && (err != nil || got != tt.want):
-			t.Errorf("%s: got %q, %v; want %q", tt.url, got, err, tt.want)
-		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
-			t.Errorf("%s: got %q, %v; want an error with %q", tt.url, got, err, tt.err)
-		}
-	}
-}
-
-// Every command that writes a file binds it, to origin's repository or
-// --repo; reencrypt binds files written before bindings existed.
-func TestCommandsWriteTheBinding(t *testing.T) {
-	line := "# refline: team/app prod\n"
-	tc := newTestClone(t)
-	check := func(what string) {
-		t.Helper()
-		plain := tc.serverPlaintext("prod")
-		if !bytes.HasPrefix(plain, []byte(line)) {
-			t.Fatalf("after %s the plaintext starts %q", what, plain[:min(len(plain), 40)])
-		}
-		if err := (Binding{"team/app", "prod"}).Check(plain); err != nil {
-			t.Fatalf("after %s: %v", what, err)
-		}
-	}
-	tc.mustRun(func(c *CLI) error { return c.Set(ctx, "prod", "A=1", "B=2") })
-	check("set")
-	tc.mustRun(func(c *CLI) error { return c.Unset(ctx, "prod", "A") })
-	check("unset")
-	tc.env["EDITOR"] = "true"
-	tc.mustRun(func(c *CLI) error { return c.Edit(ctx, "prod") })
-	check("edit")
-	tc.mustRun(func(c *CLI) error { return c.Reencrypt(ctx, "prod") })
-	check("reencrypt")
-	// The user never sees the line: get and edit show the body.
-	out, _ := tc.mustRun(func(c *CLI) error { return c.Get(ctx, "prod", "B") })
-	if out != "2\n" {
-		t.Errorf("get = %q", out)
-	}
-
-	// A file from before bindings (marker first), and one from the age
-	// CLI (no refline line at all): reencrypt binds both, keeping the values.
-	set, err := tc.cliRecipients()
-	if err != nil {
-		t.Fatal(err)
-	}
-	old, err := Encrypt(joinMarker(set.hash(), []byte("A=old\n")), set.recipients...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(tc.dir, FilePath("prod")), old, 0o644)
-	writeFile(t, filepath.Join(tc.dir, FilePath("staging")), mustEncrypt(t, "# by age\nS=1\n", set), 0o644)
-	_, errOut := tc.mustRun(func(c *CLI) error { return c.ReencryptAll(ctx) })
-	if !strings.Contains(errOut, "bound .refline/secrets/prod.age to team/app/prod (it was not bound to a repository and environment)") ||
-		!strings.Contains(errOut, "bound .refline/secrets/staging.age to team/app/staging") {
-		t.Errorf("stderr: %s", errOut)
-	}
-	check("reencrypt --all")
-	if plain := string(tc.serverPlaintext("staging")); !strings.HasPrefix(plain, "# refline: team/app staging\n# refline-recipients: ") ||
-		!strings.HasSuffix(plain, "# by age\nS=1\n") {
-		t.Errorf("staging: %q", plain)
-	}
-	out, _ = tc.mustRun(func(c *CLI) error { return c.Get(ctx, "prod", "A") })
-	if out != "old\n" {
-		t.Errorf("get = %q", out)
-	}
-	// Once bound, the same value again changes nothing.
-	_, errOut = tc.mustRun(func(c *CLI) error { return c.Set(ctx, "prod", "A=old") })
-	if !strings.Contains(errOut, "prod.age is unchanged") {
-		t.Errorf("stderr: %s", errOut)
-	}
-
-	// An unbound file is rewritten even when nothing else changed.
-	writeFile(t, filepath.Join(tc.dir, FilePath("prod")), old, 0o644)
-	_, errOut = tc.mustRun(func(c *CLI) error { return c.Set(ctx, "prod", "A=old") })
-	if strings.Contains(errOut, "unchanged") {
-		t.Errorf("an unbound file was left alone: %s", errOut)
-	}
-	check("set of the same value")
-
-	// --repo binds to another name; a file bound elsewhere is re-bound
-	// with a warning (whoever can decrypt it could write it anew).
-	c, _, errBuf := tc.cli(func(cfg *Config) { cfg.Repo = "/other/app.git" })
-	if err := c.Set(ctx, "prod", "A=old"); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(errBuf.String(), "warning: .refline/secrets/prod.age was bound to team/app/prod; it is now bound to other/app/prod") {
-		t.Errorf("stderr: %s", errBuf)
-	}
-	if err := (Binding{"other/app", "prod"}).Check(tc.serverPlaintext("prod")); err != nil {
-		t.Error(err)
-	}
-}
-
-func TestRepoNameErrorsSayWhatToDo(t *testing.T) {
-	tc := newTestClone(t)
-	run := func(t *testing.T, args ...string) {
-		t.Helper()
-		if out, err := exec.Command("git", append([]string{"-C", tc.dir}, args...)...).CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
-	run(t, "remote", "remove", "origin")
-	_, _, err := tc.run(func(c *CLI) error { return c.Set(ctx, "prod", "A=1") })
-	if err == nil || !strings.Contains(err.Error(), "the clone has no origin remote") || !strings.Contains(err.Error(), "pass --repo NAME") {
-		t.Errorf("no origin: %v", err)
-	}
-	run(t, "remote", "add", "origin", "/srv/git/app.git")
-	_, _, err = tc.run(func(c *CLI) error { return c.Set(ctx, "prod", "A=1") })
-	if err == nil || !strings.Contains(err.Error(), "pass --repo NAME") {
-		t.Errorf("local origin: %v", err)
-	}
-	c, _, _ := tc.cli(func(cfg *Config) { cfg.Repo = "a/../b" })
-	if err := c.Set(ctx, "prod", "A=1"); err == nil || !strings.Contains(err.Error(), "--repo: repository name \"a/../b\" has a segment") {
-		t.Errorf("bad --repo: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(tc.dir, FilePath("prod"))); err == nil {
-		t.Error("a file was written without knowing its repository")
-	}
-	// With --repo, no origin is needed at all.
-	c, _, _ = tc.cli(func(cfg *Config) { cfg.Repo = "app" })
-	if err := c.Set(ctx, "prod", "A=1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := (Binding{"app", "prod"}).Check(tc.serverPlaintext("prod")); err != nil {
-		t.Error(err)
-	}
-}
-
-// cliRecipients is the recipient set a CLI of the clone encrypts to.
-func (tc *testClone) cliRecipients() (*recipientSet, error) {
-	c, _, _ := tc.cli()
-	return c.recipients(ctx)
-}
-
-func mustEncrypt(t *testing.T, plain string, set *recipientSet) []byte {
-	t.Helper()
-	out, err := Encrypt([]byte(plain), set.recipients...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }

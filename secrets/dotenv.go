@@ -3,6 +3,7 @@ package secrets
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -275,4 +276,86 @@ func isBare(s string) bool {
 		}
 	}
 	return true
+}
+
+// varSpan is a variable and the bytes of the normalized text that define
+// it: from the start of its first line to past its last line.
+type varSpan struct {
+	Var
+	start, end int
+}
+
+// dotenvSpans parses body as ParseDotenv does and returns where each
+// variable is, in the text ParseDotenv reads (byte order mark dropped, CRLF
+// as LF), which it also returns.
+func dotenvSpans(body []byte) ([]varSpan, string, error) {
+	if _, err := ParseDotenv(body); err != nil {
+		return nil, "", err
+	}
+	text := strings.ReplaceAll(string(bytes.TrimPrefix(body, []byte("\ufeff"))), "\r\n", "\n")
+	lineStart := []int{0}
+	for i := 0; i < len(text); i++ {
+		if text[i] == '\n' {
+			lineStart = append(lineStart, i+1)
+		}
+	}
+	p := dotenvParser{s: text, line: 1}
+	var spans []varSpan
+	for {
+		v, ok, err := p.next()
+		if err != nil {
+			return nil, "", err
+		}
+		if !ok {
+			return spans, text, nil
+		}
+		spans = append(spans, varSpan{Var: v, start: lineStart[v.Line-1], end: p.i})
+	}
+}
+
+// SetVar sets key to value in the dotenv text body, in place when the key
+// is there (the rest of the text, comments included, stays as it is) and at
+// the end otherwise. It returns body itself when nothing changes.
+func SetVar(body []byte, key, value string) ([]byte, error) {
+	spans, text, err := dotenvSpans(body)
+	if err != nil {
+		return nil, err
+	}
+	line := string(FormatDotenv([]Var{{Key: key, Value: value}}))
+	for _, s := range spans {
+		if s.Key == key {
+			if s.Value == value {
+				return body, nil
+			}
+			return []byte(text[:s.start] + line + text[s.end:]), nil
+		}
+	}
+	if text != "" && !strings.HasSuffix(text, "\n") {
+		text += "\n"
+	}
+	return []byte(text + line), nil
+}
+
+// UnsetVars removes keys from the dotenv text body, leaving the rest of the
+// text as it is. Every key must be set.
+func UnsetVars(body []byte, keys []string) ([]byte, error) {
+	spans, text, err := dotenvSpans(body)
+	if err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, k := range keys {
+		if !slices.ContainsFunc(spans, func(s varSpan) bool { return s.Key == k }) {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%s is not set", strings.Join(missing, ", "))
+	}
+	for i := len(spans) - 1; i >= 0; i-- {
+		if s := spans[i]; slices.Contains(keys, s.Key) {
+			text = text[:s.start] + text[s.end:]
+		}
+	}
+	return []byte(text), nil
 }

@@ -193,3 +193,36 @@ func FuzzDotenv(f *testing.F) {
 		}
 	})
 }
+
+func TestDotenvEditsKeepTheRest(t *testing.T) {
+	body := "# header\nexport A=1  # first\n\nB='multi\nline'\r\nC=3"
+	tests := []struct {
+		name string
+		f    func([]byte) ([]byte, error)
+		want string
+	}{
+		{"replace one line", func(b []byte) ([]byte, error) { return SetVar(b, "A", "x") }, "# header\nA=x\n\nB='multi\nline'\nC=3"},
+		{"replace a multi-line value", func(b []byte) ([]byte, error) { return SetVar(b, "B", "y") }, "# header\nexport A=1  # first\n\nB=y\nC=3"},
+		{"append", func(b []byte) ([]byte, error) { return SetVar(b, "D", "it's") }, "# header\nexport A=1  # first\n\nB='multi\nline'\nC=3\nD=\"it's\"\n"},
+		{"same value is no change", func(b []byte) ([]byte, error) { return SetVar(b, "C", "3") }, body},
+		{"unset first and last", func(b []byte) ([]byte, error) { return UnsetVars(b, []string{"A", "C"}) }, "# header\n\nB='multi\nline'\n"},
+		{"unset multi-line", func(b []byte) ([]byte, error) { return UnsetVars(b, []string{"B"}) }, "# header\nexport A=1  # first\n\nC=3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.f([]byte(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tt.want {
+				t.Errorf("got  %q\nwant %q", got, tt.want)
+			}
+			if _, err := ParseDotenv(got); err != nil {
+				t.Errorf("result does not parse: %v", err)
+			}
+		})
+	}
+	if _, err := SetVar([]byte("A='open\n"), "B", "1"); err == nil {
+		t.Error("edit of invalid dotenv accepted")
+	}
+}

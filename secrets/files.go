@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 
@@ -40,8 +39,9 @@ func ValidEnv(name string) bool {
 	return names.Env(name) == nil
 }
 
-// envError says why name is not a valid environment name.
-func envError(name string) error {
+// EnvError says why name is not a valid environment name, in the words
+// the secrets commands use; call it when ValidEnv(name) is false.
+func EnvError(name string) error {
 	return fmt.Errorf("invalid environment name %q: use lower-case letters, digits and -, "+
 		"starting with a letter or digit (as under environments: in a pipeline file)", name)
 }
@@ -88,9 +88,9 @@ func EnvOf(path string) (env string, ok bool) {
 // markerPrefix starts the line after the binding in files refline writes.
 const markerPrefix = "# refline-recipients: sha256:"
 
-// splitMarker separates the recipient-set marker from the rest of a
-// plaintext; hash is "" when there is none.
-func splitMarker(plain []byte) (hash string, body []byte) {
+// SplitMarker separates the recipient-set marker from the rest of a
+// plaintext (after its binding: SplitBinding); hash is "" when there is none.
+func SplitMarker(plain []byte) (hash string, body []byte) {
 	rest, ok := bytes.CutPrefix(plain, []byte(markerPrefix))
 	if !ok {
 		return "", plain
@@ -99,22 +99,23 @@ func splitMarker(plain []byte) (hash string, body []byte) {
 	return strings.TrimSpace(string(line)), body
 }
 
-// joinMarker prepends the marker for hash to body.
-func joinMarker(hash string, body []byte) []byte {
+// JoinMarker prepends the marker for hash (RecipientSet.Hash) to body.
+func JoinMarker(hash string, body []byte) []byte {
 	return append([]byte(markerPrefix+hash+"\n"), body...)
 }
 
-// recipientSet is a deduplicated set of recipients to encrypt to.
-type recipientSet struct {
+// RecipientSet is a deduplicated set of recipients to encrypt to, built
+// from recipients files with Add. The zero value is an empty set.
+type RecipientSet struct {
 	recipients []age.Recipient // in first-seen order
 	keys       []string        // canonical form of each, same order
 	x25519     int             // how many are age1… recipients
 	sshTags    []string        // age's stanza tag of each SSH recipient, sorted
 }
 
-// add parses a recipients file, as ParseRecipients does, and adds every
+// Add parses a recipients file, as ParseRecipients does, and adds every
 // recipient not in the set yet.
-func (s *recipientSet) add(file string, data []byte) error {
+func (s *RecipientSet) Add(file string, data []byte) error {
 	if _, err := ParseRecipients(file, data); err != nil {
 		return err
 	}
@@ -159,18 +160,26 @@ func canonicalRecipient(line string) (key, sshTag string) {
 	return pub.Type() + " " + base64.StdEncoding.EncodeToString(wire), base64.RawStdEncoding.EncodeToString(sum[:4])
 }
 
-// hash identifies the set independently of order and comments.
-func (s *recipientSet) hash() string {
+// Recipients are the set's recipients, in the order they were added.
+func (s *RecipientSet) Recipients() []age.Recipient { return s.recipients }
+
+// Keys are the canonical forms of the set's recipients (without comments),
+// in the order they were added: two sets with equal Keys are the same.
+func (s *RecipientSet) Keys() []string { return s.keys }
+
+// Hash identifies the set independently of order and comments; it is what
+// the marker (JoinMarker) records.
+func (s *RecipientSet) Hash() string {
 	keys := slices.Clone(s.keys)
 	slices.Sort(keys)
 	sum := sha256.Sum256([]byte(strings.Join(keys, "\n")))
 	return hex.EncodeToString(sum[:])
 }
 
-// matchesHeader reports whether the age header of the armored file has the
+// MatchesHeader reports whether the age header of the armored file has the
 // shape of the set: one X25519 stanza per age1 recipient, the SSH stanzas'
 // tags those of its SSH recipients, and nothing else.
-func (s *recipientSet) matchesHeader(armored []byte) bool {
+func (s *RecipientSet) MatchesHeader(armored []byte) bool {
 	hdr, err := age.ExtractHeader(armor.NewReader(bytes.NewReader(armored)))
 	if err != nil {
 		return false
@@ -230,16 +239,4 @@ func FormatServerRecipients(recipients []string) []byte {
 		b.WriteString(r + "\n")
 	}
 	return b.Bytes()
-}
-
-// readLimited reads at most MaxFileSize bytes of r, failing beyond.
-func readLimited(r io.Reader, what string) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("%s is too large (over %d bytes)", what, MaxFileSize)
-	}
-	return data, nil
 }

@@ -24,9 +24,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sirupsen/logrus"
-	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/refline/refline/access"
+	"github.com/refline/refline/atomicfile"
 	"github.com/refline/refline/gitserver"
 	"github.com/refline/refline/hooks"
 	"github.com/refline/refline/keyring"
@@ -173,7 +173,12 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 	if err != nil {
 		return err
 	}
-	if err := bootstrapAdmins(users, f.adminKeys, log); err != nil {
+	home, _ := os.UserHomeDir()
+	login := ""
+	if u, err := user.Current(); err == nil {
+		login = u.Username
+	}
+	if err := access.Bootstrap(users, access.BootstrapConfig{AdminKeys: f.adminKeys, Home: home, User: login, Logger: log}); err != nil {
 		return err
 	}
 
@@ -332,11 +337,8 @@ func writeAddr(dir, name string, a net.Addr) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, "."+name)
-	if err := os.WriteFile(tmp, []byte(a.String()+"\n"), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, name))
+	_, err := atomicfile.Write(filepath.Join(dir, name), []byte(a.String()+"\n"), 0o600)
+	return err
 }
 
 // selfPath is how hooks call back into this binary. It keeps the name it
@@ -372,108 +374,3 @@ type keyInfo struct {
 
 func (k keyInfo) AgeRecipients() []string    { return k.keys.AgeRecipients() }
 func (k keyInfo) AllowedSignersLine() string { return k.signer.AllowedSignersLine() }
-
-// bootstrapAdmins makes sure somebody can administer the server: the keys
-// given with --admin-key become admins; with none given and no admin stored,
-// the running user's ~/.ssh/*.pub keys do (SPEC §1).
-func bootstrapAdmins(users *access.Store, specs []string, log *logrus.Entry) error {
-	for _, spec := range specs {
-		keys, err := readKeys(spec)
-		if err != nil {
-			return fmt.Errorf("--admin-key %s: %w", spec, err)
-		}
-		for _, k := range keys {
-			if err := ensureAdmin(users, k.key, k.name, log); err != nil {
-				return err
-			}
-		}
-	}
-	if len(specs) > 0 || users.HasAdmin() {
-		return nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		log.Warn("no admin configured and no home directory to find keys in; pass --admin-key")
-		return nil
-	}
-	files, _ := filepath.Glob(filepath.Join(home, ".ssh", "*.pub"))
-	name := "admin"
-	if u, err := user.Current(); err == nil && access.ValidName(strings.ToLower(u.Username)) {
-		name = strings.ToLower(u.Username)
-	}
-	found := 0
-	for _, file := range files {
-		keys, err := readKeys(file)
-		if err != nil {
-			log.WithError(err).WithField("file", file).Warn("skipping key file")
-			continue
-		}
-		for _, k := range keys {
-			if err := ensureAdmin(users, k.key, name, log); err != nil {
-				return err
-			}
-			found++
-		}
-	}
-	if found == 0 {
-		log.Warn("no admin configured: pass --admin-key KEY (no ~/.ssh/*.pub found)")
-	}
-	return nil
-}
-
-type namedKey struct {
-	key  gossh.PublicKey
-	name string
-}
-
-// readKeys reads an OpenSSH public key given literally or as a file (one
-// key a line). Each key's user name comes from its comment when that is a
-// valid user name ("alice@laptop" gives "alice").
-func readKeys(spec string) ([]namedKey, error) {
-	text := spec
-	if !strings.HasPrefix(strings.TrimSpace(spec), "ssh-") && !strings.HasPrefix(strings.TrimSpace(spec), "ecdsa-") && !strings.HasPrefix(strings.TrimSpace(spec), "sk-") {
-		b, err := os.ReadFile(spec)
-		if err != nil {
-			return nil, err
-		}
-		text = string(b)
-	}
-	var out []namedKey
-	for i, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, err := access.ParseAuthorizedKey(line)
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", i+1, err)
-		}
-		name := "admin"
-		if f := strings.Fields(line); len(f) > 2 {
-			c := strings.ToLower(strings.SplitN(f[2], "@", 2)[0])
-			if access.ValidName(c) {
-				name = c
-			}
-		}
-		out = append(out, namedKey{k, name})
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no public key found")
-	}
-	return out, nil
-}
-
-func ensureAdmin(users *access.Store, key gossh.PublicKey, name string, log *logrus.Entry) error {
-	if u, ok := users.UserByKey(key); ok {
-		if !u.Admin {
-			log.WithField("user", u.Name).Info("granting admin to configured key's user")
-			return users.SetAdmin(u.Name, true)
-		}
-		return nil
-	}
-	if err := users.AddUser(name, []gossh.PublicKey{key}, true); err != nil {
-		return fmt.Errorf("add admin %s: %w", name, err)
-	}
-	log.WithFields(logrus.Fields{"user": name, "key": gossh.FingerprintSHA256(key)}).Info("admin key added")
-	return nil
-}

@@ -1,4 +1,4 @@
-package secrets
+package secretscli
 
 import (
 	"bytes"
@@ -11,6 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/refline/refline/names"
+	"github.com/refline/refline/secrets"
 )
 
 // SSHRemote is where a git remote reached over SSH points: what `ssh` needs
@@ -42,20 +45,10 @@ func ParseSSHRemote(raw string) (SSHRemote, error) {
 		r.Host = u.Hostname()
 		r.Port = u.Port()
 	default:
-		// scp-like: a colon before any slash, as git decides.
-		colon := strings.IndexByte(raw, ':')
-		if open := strings.IndexByte(raw, '['); open >= 0 && open < colon {
-			if end := strings.IndexByte(raw, ']'); end > open {
-				colon = -1
-				if i := strings.IndexByte(raw[end:], ':'); i >= 0 {
-					colon = end + i
-				}
-			}
-		}
-		if colon <= 0 || strings.Contains(raw[:colon], "/") {
+		hostPart, _, ok := scpLike(raw)
+		if !ok {
 			return r, fmt.Errorf("remote URL %q is not an SSH URL: refline serves git over SSH (ssh://git@HOST:2222/NAME.git)", raw)
 		}
-		hostPart := raw[:colon]
 		if at := strings.LastIndexByte(hostPart, '@'); at >= 0 {
 			r.User, hostPart = hostPart[:at], hostPart[at+1:]
 		}
@@ -75,6 +68,54 @@ func ParseSSHRemote(raw string) (SSHRemote, error) {
 		}
 	}
 	return r, nil
+}
+
+// RepoFromRemote is the repository name a git remote URL points at on a
+// refline server: the URL's path without its leading "/" and ".git" suffix,
+// as the server reads it. It takes URLs (ssh://git@HOST:2222/team/app.git)
+// and scp-like remotes (git@HOST:team/app.git).
+func RepoFromRemote(raw string) (string, error) {
+	var path string
+	if strings.Contains(raw, "://") {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return "", fmt.Errorf("remote URL %q: %w", raw, err)
+		}
+		path = u.Path
+	} else {
+		_, p, ok := scpLike(raw)
+		if !ok {
+			return "", fmt.Errorf("remote URL %q is not a URL of a refline server (ssh://git@HOST:2222/NAME.git)", raw)
+		}
+		path = p
+	}
+	name := strings.TrimPrefix(path, "/")
+	name = strings.TrimSuffix(name, "/")
+	name = strings.TrimSuffix(name, ".git")
+	if err := names.Repo(name); err != nil {
+		return "", fmt.Errorf("remote URL %q: %w", raw, err)
+	}
+	return name, nil
+}
+
+// scpLike splits an scp-like remote, [USER@]HOST:PATH, at the colon git
+// splits it at: the first one, or with a [bracketed] host the first after
+// it, and only when no slash comes before it. ok is false for anything
+// else, such as a local path.
+func scpLike(raw string) (hostPart, path string, ok bool) {
+	colon := strings.IndexByte(raw, ':')
+	if open := strings.IndexByte(raw, '['); open >= 0 && open < colon {
+		if end := strings.IndexByte(raw, ']'); end > open {
+			colon = -1
+			if i := strings.IndexByte(raw[end:], ':'); i >= 0 {
+				colon = end + i
+			}
+		}
+	}
+	if colon <= 0 || strings.Contains(raw[:colon], "/") {
+		return "", "", false
+	}
+	return raw[:colon], raw[colon+1:], true
 }
 
 // Args are ssh's arguments to reach the server: [-p PORT] [USER@]HOST.
@@ -109,7 +150,7 @@ func OriginKeys(root string, getenv func(string) string, stderr io.Writer) func(
 	return func(ctx context.Context) ([]byte, string, error) {
 		ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 		defer cancel()
-		how := "write the server's age1… recipients (from `ssh HOST keys`) into " + ServerRecipientsFile
+		how := "write the server's age1… recipients (from `ssh HOST keys`) into " + secrets.ServerRecipientsFile
 		raw, err := gitOutput(ctx, root, "remote", "get-url", "origin")
 		if err != nil {
 			return nil, "", fmt.Errorf("find the server's recipients: the clone has no origin remote (%v): "+

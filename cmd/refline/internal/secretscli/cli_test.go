@@ -1,4 +1,4 @@
-package secrets
+package secretscli
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"filippo.io/age"
+	"github.com/refline/refline/secrets"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -45,7 +46,7 @@ func newTestClone(t *testing.T) *testClone {
 	user := testKeys(t)["ssh-ed25519"]
 	tc.idFile = filepath.Join(tc.home, "user.key")
 	writeFile(t, tc.idFile, user.private, 0o600)
-	writeFile(t, filepath.Join(tc.dir, RecipientsFile), []byte("# alice\n"+user.recipient+"\n"), 0o644)
+	writeFile(t, filepath.Join(tc.dir, secrets.RecipientsFile), []byte("# alice\n"+user.recipient+"\n"), 0o644)
 	tc.server = []*age.X25519Identity{mustX25519(t)}
 	tc.tempDirs = []string{t.TempDir()}
 	return tc
@@ -117,7 +118,7 @@ func (tc *testClone) serverPlaintext(env string) []byte {
 	for _, id := range tc.server {
 		ids = append(ids, id)
 	}
-	plain, err := Decrypt(tc.read(FilePath(env)), ids...)
+	plain, err := secrets.Decrypt(tc.read(secrets.FilePath(env)), ids...)
 	if err != nil {
 		tc.t.Fatalf("the server cannot decrypt %s: %v", env, err)
 	}
@@ -142,7 +143,7 @@ func TestSetGetListUnsetRoundTrip(t *testing.T) {
 	if !strings.Contains(errOut, "wrote .refline/secrets/prod.age: 2 key(s), encrypted to 2 recipient(s)") {
 		t.Errorf("stderr: %s", errOut)
 	}
-	if !bytes.HasPrefix(tc.read(FilePath("prod")), []byte("-----BEGIN AGE ENCRYPTED FILE-----")) {
+	if !bytes.HasPrefix(tc.read(secrets.FilePath("prod")), []byte("-----BEGIN AGE ENCRYPTED FILE-----")) {
 		t.Fatal("not armored")
 	}
 	out, _ := tc.mustRun(func(c *CLI) error { return c.Get(ctx, "prod", "TOKEN") })
@@ -162,7 +163,7 @@ func TestSetGetListUnsetRoundTrip(t *testing.T) {
 		t.Errorf("list after unset = %q", out)
 	}
 	// The server decrypts it too, and sees the marker as a comment.
-	vars, err := ParseDotenv(tc.serverPlaintext("prod"))
+	vars, err := secrets.ParseDotenv(tc.serverPlaintext("prod"))
 	if err != nil || len(vars) != 1 || vars[0].Value != "tok_4f9a$x" {
 		t.Errorf("server reads %v, %v", vars, err)
 	}
@@ -207,7 +208,7 @@ func TestCommandErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := tc.read(FilePath("prod"))
+			before := tc.read(secrets.FilePath("prod"))
 			_, _, err := tc.run(tt.f)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want %q", err, tt.want)
@@ -215,12 +216,12 @@ func TestCommandErrors(t *testing.T) {
 			if strings.Contains(err.Error(), "hunter2") {
 				t.Errorf("error quotes a value: %v", err)
 			}
-			if !bytes.Equal(before, tc.read(FilePath("prod"))) {
+			if !bytes.Equal(before, tc.read(secrets.FilePath("prod"))) {
 				t.Error("a failed command changed the file")
 			}
 		})
 	}
-	if _, err := os.Stat(filepath.Join(tc.dir, FilePath("staging"))); err == nil {
+	if _, err := os.Stat(filepath.Join(tc.dir, secrets.FilePath("staging"))); err == nil {
 		t.Error("a failed command created a file")
 	}
 }
@@ -238,7 +239,7 @@ func TestDecryptErrorsSayWhatToDo(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 
-	writeFile(t, filepath.Join(tc.dir, FilePath("plain")), []byte("A=secret-value\n"), 0o644)
+	writeFile(t, filepath.Join(tc.dir, secrets.FilePath("plain")), []byte("A=secret-value\n"), 0o644)
 	_, _, err = tc.run(func(c *CLI) error { return c.Get(ctx, "plain", "A") })
 	if err == nil || !strings.Contains(err.Error(), "is not an age-encrypted file") || strings.Contains(err.Error(), "secret-value") {
 		t.Errorf("plaintext file: %v", err)
@@ -343,19 +344,37 @@ func TestParseSSHRemote(t *testing.T) {
 	}
 }
 
-func TestServerRecipients(t *testing.T) {
-	x := mustX25519(t).Recipient().String()
-	y := mustX25519(t).Recipient().String()
-	out := x + "\n" + y + "\nrefline@h namespaces=\"git\" ssh-ed25519 AAAA\n"
-	got, err := ServerRecipients([]byte(out))
-	if err != nil || !slices.Equal(got, []string{x, y}) {
-		t.Errorf("got %v, %v", got, err)
+func TestRepoFromRemote(t *testing.T) {
+	tests := []struct {
+		url, want, err string
+	}{
+		{"ssh://git@host:2222/app.git", "app", ""},
+		{"ssh://git@host:2222/app", "app", ""},
+		{"ssh://git@host/team/app.git", "team/app", ""},
+		{"ssh://git@host:2222/team/app.git/", "team/app", ""},
+		{"git+ssh://host/app.git", "app", ""},
+		{"ssh://git@[::1]:2222/app.git", "app", ""},
+		{"git@host:app.git", "app", ""},
+		{"git@host:team/app.git", "team/app", ""},
+		{"host:/team/app", "team/app", ""},
+		{"git@[::1]:app.git", "app", ""},
+		{"[git@host:2222]:app.git", "app", ""},
+		{"ssh://git@host:2222/", "", "repository name is empty"},
+		{"ssh://git@host:2222/../app.git", "", "segment starting with '.'"},
+		{"ssh://git@host:2222/.hidden.git", "", "segment starting with '.'"},
+		{"ssh://git@host:2222/a b.git", "", "has the character ' '"},
+		{"/srv/git/app.git", "", "is not a URL of a refline server"},
+		{"./app", "", "is not a URL of a refline server"},
+		{"ssh://host:notaport/app", "", "remote URL"},
 	}
-	if _, err := ServerRecipients([]byte("refline@h namespaces=\"git\" ssh-ed25519 AAAA\n")); err == nil {
-		t.Error("no recipient accepted")
-	}
-	if _, err := ServerRecipients([]byte("age1notakey\n")); err == nil {
-		t.Error("invalid recipient accepted")
+	for _, tt := range tests {
+		got, err := RepoFromRemote(tt.url)
+		switch {
+		case tt.err == "" && (err != nil || got != tt.want):
+			t.Errorf("%s: got %q, %v; want %q", tt.url, got, err, tt.want)
+		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+			t.Errorf("%s: got %q, %v; want an error with %q", tt.url, got, err, tt.err)
+		}
 	}
 }
 
@@ -368,11 +387,11 @@ func TestServerRecipientsFetchedOnceAndCached(t *testing.T) {
 	if !strings.Contains(errOut, "wrote .refline/server-recipients: 1 server recipient(s) from `ssh -p 2222 git@host keys`") {
 		t.Errorf("stderr: %s", errOut)
 	}
-	cache := tc.read(ServerRecipientsFile)
+	cache := tc.read(secrets.ServerRecipientsFile)
 	if !bytes.HasSuffix(cache, []byte("\n"+tc.server[0].Recipient().String()+"\n")) || bytes.Contains(cache, []byte("host")) {
 		t.Errorf("cache file:\n%s", cache)
 	}
-	if recs, err := ParseRecipients(ServerRecipientsFile, cache); err != nil || len(recs) != 1 {
+	if recs, err := secrets.ParseRecipients(secrets.ServerRecipientsFile, cache); err != nil || len(recs) != 1 {
 		t.Errorf("cache does not parse as a recipients file: %v %v", recs, err)
 	}
 
@@ -383,12 +402,12 @@ func TestServerRecipientsFetchedOnceAndCached(t *testing.T) {
 	}
 
 	// --refresh asks again; the same keys leave the file (and the secrets) alone.
-	before := tc.read(FilePath("prod"))
+	before := tc.read(secrets.FilePath("prod"))
 	c, _, _ := tc.cli(func(cfg *Config) { cfg.Refresh = true })
 	if err := c.Set(ctx, "prod", "B=2"); err != nil {
 		t.Fatal(err)
 	}
-	if tc.fetches != 2 || !bytes.Equal(cache, tc.read(ServerRecipientsFile)) || !bytes.Equal(before, tc.read(FilePath("prod"))) {
+	if tc.fetches != 2 || !bytes.Equal(cache, tc.read(secrets.ServerRecipientsFile)) || !bytes.Equal(before, tc.read(secrets.FilePath("prod"))) {
 		t.Fatalf("refresh with the same keys: fetches %d, cache or secrets rewritten", tc.fetches)
 	}
 
@@ -398,23 +417,23 @@ func TestServerRecipientsFetchedOnceAndCached(t *testing.T) {
 	if err := c.Set(ctx, "prod", "B=2"); err != nil {
 		t.Fatal(err)
 	}
-	if recs, _ := ParseRecipients(ServerRecipientsFile, tc.read(ServerRecipientsFile)); len(recs) != 2 {
+	if recs, _ := secrets.ParseRecipients(secrets.ServerRecipientsFile, tc.read(secrets.ServerRecipientsFile)); len(recs) != 2 {
 		t.Fatalf("cache holds %d recipients after rotation, want 2", len(recs))
 	}
-	if bytes.Equal(before, tc.read(FilePath("prod"))) {
+	if bytes.Equal(before, tc.read(secrets.FilePath("prod"))) {
 		t.Fatal("not re-encrypted to the new server key")
 	}
-	if _, err := Decrypt(tc.read(FilePath("prod")), tc.server[1]); err != nil {
+	if _, err := secrets.Decrypt(tc.read(secrets.FilePath("prod")), tc.server[1]); err != nil {
 		t.Fatalf("new server key cannot decrypt: %v", err)
 	}
 
 	// A hand-written cache with comments is read as it is.
-	writeFile(t, filepath.Join(tc.dir, ServerRecipientsFile), []byte("# ours\n"+tc.server[1].Recipient().String()+"\n"), 0o644)
+	writeFile(t, filepath.Join(tc.dir, secrets.ServerRecipientsFile), []byte("# ours\n"+tc.server[1].Recipient().String()+"\n"), 0o644)
 	tc.mustRun(func(c *CLI) error { return c.Reencrypt(ctx, "prod") })
 	if tc.fetches != 3 {
 		t.Fatalf("fetched %d times, want 3", tc.fetches)
 	}
-	if _, err := Decrypt(tc.read(FilePath("prod")), tc.server[0]); !errors.Is(err, ErrNoIdentity) {
+	if _, err := secrets.Decrypt(tc.read(secrets.FilePath("prod")), tc.server[0]); !errors.Is(err, secrets.ErrNoIdentity) {
 		t.Fatalf("file still encrypted to the key left out of the cache: %v", err)
 	}
 }
@@ -427,7 +446,7 @@ func TestFetchFailureIsReported(t *testing.T) {
 	if err := c.Set(ctx, "prod", "A=1"); err == nil || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("got %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(tc.dir, FilePath("prod"))); err == nil {
+	if _, err := os.Stat(filepath.Join(tc.dir, secrets.FilePath("prod"))); err == nil {
 		t.Fatal("file written without the server's recipients")
 	}
 }
@@ -435,7 +454,7 @@ func TestFetchFailureIsReported(t *testing.T) {
 func TestRewriteOnlyOnChange(t *testing.T) {
 	tc := newTestClone(t)
 	tc.mustRun(func(c *CLI) error { return c.Set(ctx, "prod", "A=1", "B=two words") })
-	v1 := tc.read(FilePath("prod"))
+	v1 := tc.read(secrets.FilePath("prod"))
 
 	steps := []struct {
 		name    string
@@ -449,19 +468,19 @@ func TestRewriteOnlyOnChange(t *testing.T) {
 		{"new value", nil, func(c *CLI) error { return c.Set(ctx, "prod", "A=2") }, true},
 		{"same again", nil, func(c *CLI) error { return c.Set(ctx, "prod", "A=2") }, false},
 		{"a recipient added", func() {
-			data := append(tc.read(RecipientsFile), testKeys(t)["ssh-rsa"].recipient+"\n"...)
-			writeFile(t, filepath.Join(tc.dir, RecipientsFile), data, 0o644)
+			data := append(tc.read(secrets.RecipientsFile), testKeys(t)["ssh-rsa"].recipient+"\n"...)
+			writeFile(t, filepath.Join(tc.dir, secrets.RecipientsFile), data, 0o644)
 		}, func(c *CLI) error { return c.Set(ctx, "prod", "A=2") }, true},
 		{"then stable", nil, func(c *CLI) error { return c.Set(ctx, "prod", "A=2") }, false},
 		{"comment-only change to recipients", func() {
-			data := append([]byte("# reordered and commented\n"), tc.read(RecipientsFile)...)
-			writeFile(t, filepath.Join(tc.dir, RecipientsFile), data, 0o644)
+			data := append([]byte("# reordered and commented\n"), tc.read(secrets.RecipientsFile)...)
+			writeFile(t, filepath.Join(tc.dir, secrets.RecipientsFile), data, 0o644)
 		}, func(c *CLI) error { return c.Set(ctx, "prod", "A=2") }, false},
 		{"an x25519 recipient swapped for another", func() {
-			writeFile(t, filepath.Join(tc.dir, RecipientsFile), []byte(testKeys(t)["ssh-ed25519"].recipient+"\n"+testKeys(t)["ssh-rsa"].recipient+"\n"+mustX25519(t).Recipient().String()+"\n"), 0o644)
+			writeFile(t, filepath.Join(tc.dir, secrets.RecipientsFile), []byte(testKeys(t)["ssh-ed25519"].recipient+"\n"+testKeys(t)["ssh-rsa"].recipient+"\n"+mustX25519(t).Recipient().String()+"\n"), 0o644)
 		}, func(c *CLI) error { return c.Set(ctx, "prod", "A=2") }, true},
 		{"swapped again, same count", func() {
-			writeFile(t, filepath.Join(tc.dir, RecipientsFile), []byte(testKeys(t)["ssh-ed25519"].recipient+"\n"+testKeys(t)["ssh-rsa"].recipient+"\n"+mustX25519(t).Recipient().String()+"\n"), 0o644)
+			writeFile(t, filepath.Join(tc.dir, secrets.RecipientsFile), []byte(testKeys(t)["ssh-ed25519"].recipient+"\n"+testKeys(t)["ssh-rsa"].recipient+"\n"+mustX25519(t).Recipient().String()+"\n"), 0o644)
 		}, func(c *CLI) error { return c.Set(ctx, "prod", "A=2") }, true},
 		{"reencrypt always rewrites", nil, func(c *CLI) error { return c.Reencrypt(ctx, "prod") }, true},
 		{"unset", nil, func(c *CLI) error { return c.Unset(ctx, "prod", "B") }, true},
@@ -475,7 +494,7 @@ func TestRewriteOnlyOnChange(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
-		cur := tc.read(FilePath("prod"))
+		cur := tc.read(secrets.FilePath("prod"))
 		if changed := !bytes.Equal(prev, cur); changed != s.rewrite {
 			t.Fatalf("%s: rewritten = %v, want %v (stderr: %s)", s.name, changed, s.rewrite, errOut)
 		}
@@ -489,15 +508,15 @@ func TestRewriteWhenHeaderDisagreesWithMarker(t *testing.T) {
 	tc := newTestClone(t)
 	tc.mustRun(func(c *CLI) error { return c.Set(ctx, "prod", "A=1") })
 	plain := tc.serverPlaintext("prod")
-	if !bytes.HasPrefix(plain, []byte("# refline: team/app prod\n"+markerPrefix)) {
+	if !bytes.HasPrefix(plain, []byte("# refline: team/app prod\n# refline-recipients: sha256:")) {
 		t.Fatalf("no binding and marker in %q", plain)
 	}
 	// Encrypted to the server only: the user's SSH key is missing.
-	out, err := Encrypt(plain, tc.server[0].Recipient())
+	out, err := secrets.Encrypt(plain, tc.server[0].Recipient())
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(tc.dir, FilePath("prod")), out, 0o644)
+	writeFile(t, filepath.Join(tc.dir, secrets.FilePath("prod")), out, 0o644)
 	c, _, _ := tc.cli(func(cfg *Config) {
 		x := filepath.Join(tc.home, "server.key")
 		writeFile(t, x, []byte(tc.server[0].String()+"\n"), 0o600)
@@ -506,10 +525,10 @@ func TestRewriteWhenHeaderDisagreesWithMarker(t *testing.T) {
 	if err := c.Set(ctx, "prod", "A=1"); err != nil {
 		t.Fatal(err)
 	}
-	if bytes.Equal(out, tc.read(FilePath("prod"))) {
+	if bytes.Equal(out, tc.read(secrets.FilePath("prod"))) {
 		t.Fatal("file with a different recipient set left alone")
 	}
-	if _, err := Decrypt(tc.read(FilePath("prod")), testKeys(t)["ssh-ed25519"].identities(t)...); err != nil {
+	if _, err := secrets.Decrypt(tc.read(secrets.FilePath("prod")), mustIdentities(t, testKeys(t)["ssh-ed25519"].private)...); err != nil {
 		t.Fatalf("user still cannot decrypt: %v", err)
 	}
 }
@@ -531,8 +550,8 @@ func TestAtomicWriteLeavesNoTempFiles(t *testing.T) {
 		}
 		return out
 	}
-	if got := names(Dir); !slices.Equal(got, []string{"prod.age", "staging.age"}) {
-		t.Errorf("%s holds %v", Dir, got)
+	if got := names(secrets.Dir); !slices.Equal(got, []string{"prod.age", "staging.age"}) {
+		t.Errorf("%s holds %v", secrets.Dir, got)
 	}
 	if got := names(".refline"); !slices.Equal(got, []string{"recipients", "secrets", "server-recipients"}) {
 		t.Errorf(".refline holds %v", got)
@@ -547,39 +566,6 @@ func TestAtomicWriteLeavesNoTempFiles(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Errorf("left behind: %v", ents)
-	}
-}
-
-func TestDotenvEditsKeepTheRest(t *testing.T) {
-	body := "# header\nexport A=1  # first\n\nB='multi\nline'\r\nC=3"
-	tests := []struct {
-		name string
-		f    func([]byte) ([]byte, error)
-		want string
-	}{
-		{"replace one line", func(b []byte) ([]byte, error) { return setVar(b, "A", "x") }, "# header\nA=x\n\nB='multi\nline'\nC=3"},
-		{"replace a multi-line value", func(b []byte) ([]byte, error) { return setVar(b, "B", "y") }, "# header\nexport A=1  # first\n\nB=y\nC=3"},
-		{"append", func(b []byte) ([]byte, error) { return setVar(b, "D", "it's") }, "# header\nexport A=1  # first\n\nB='multi\nline'\nC=3\nD=\"it's\"\n"},
-		{"same value is no change", func(b []byte) ([]byte, error) { return setVar(b, "C", "3") }, body},
-		{"unset first and last", func(b []byte) ([]byte, error) { return unsetVars(b, []string{"A", "C"}) }, "# header\n\nB='multi\nline'\n"},
-		{"unset multi-line", func(b []byte) ([]byte, error) { return unsetVars(b, []string{"B"}) }, "# header\nexport A=1  # first\n\nC=3"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := tt.f([]byte(body))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(got) != tt.want {
-				t.Errorf("got  %q\nwant %q", got, tt.want)
-			}
-			if _, err := ParseDotenv(got); err != nil {
-				t.Errorf("result does not parse: %v", err)
-			}
-		})
-	}
-	if _, err := setVar([]byte("A='open\n"), "B", "1"); err == nil {
-		t.Error("edit of invalid dotenv accepted")
 	}
 }
 
@@ -637,10 +623,10 @@ func TestEdit(t *testing.T) {
 	}
 
 	// An editor that changes nothing changes nothing.
-	before := tc.read(FilePath("prod"))
+	before := tc.read(secrets.FilePath("prod"))
 	tc.env["EDITOR"] = editorScript(t, log, "true")
 	_, errOut = tc.mustRun(func(c *CLI) error { return c.Edit(ctx, "prod") })
-	if !bytes.Equal(before, tc.read(FilePath("prod"))) || !strings.Contains(errOut, "unchanged") {
+	if !bytes.Equal(before, tc.read(secrets.FilePath("prod"))) || !strings.Contains(errOut, "unchanged") {
 		t.Errorf("no-op edit rewrote the file (stderr %s)", errOut)
 	}
 }
@@ -653,7 +639,7 @@ func TestEditNewFile(t *testing.T) {
 	if !strings.Contains(errOut, "was not created") {
 		t.Errorf("stderr: %s", errOut)
 	}
-	if _, err := os.Stat(filepath.Join(tc.dir, FilePath("prod"))); err == nil {
+	if _, err := os.Stat(filepath.Join(tc.dir, secrets.FilePath("prod"))); err == nil {
 		t.Error("empty edit created a file")
 	}
 	tc.env["EDITOR"] = editorScript(t, log, `echo 'A=1' > "$1"`)
@@ -677,7 +663,7 @@ func TestEditFailuresChangeNothingAndRemoveThePlaintext(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tc := newTestClone(t)
 			tc.mustRun(func(c *CLI) error { return c.Set(ctx, "prod", "A=1") })
-			before := tc.read(FilePath("prod"))
+			before := tc.read(secrets.FilePath("prod"))
 			log := filepath.Join(t.TempDir(), "log")
 			tc.env["EDITOR"] = editorScript(t, log, tt.editor)
 			_, errOut, err := tc.run(func(c *CLI) error { return c.Edit(ctx, "prod") })
@@ -687,7 +673,7 @@ func TestEditFailuresChangeNothingAndRemoveThePlaintext(t *testing.T) {
 			if strings.Contains(err.Error()+errOut, "leaked-secret") {
 				t.Errorf("a value reached the output: %v %s", err, errOut)
 			}
-			if !bytes.Equal(before, tc.read(FilePath("prod"))) {
+			if !bytes.Equal(before, tc.read(secrets.FilePath("prod"))) {
 				t.Error("file changed")
 			}
 			files, _ := editorLog(t, log)
@@ -735,7 +721,7 @@ func TestEditFallsBackToTempDirWithWarning(t *testing.T) {
 
 func TestWarnsWhenUserCannotReadBack(t *testing.T) {
 	tc := newTestClone(t)
-	writeFile(t, filepath.Join(tc.dir, RecipientsFile), []byte("# nobody yet\n"), 0o644)
+	writeFile(t, filepath.Join(tc.dir, secrets.RecipientsFile), []byte("# nobody yet\n"), 0o644)
 	_, errOut := tc.mustRun(func(c *CLI) error { return c.Set(ctx, "prod", "A=1") })
 	if !strings.Contains(errOut, "warning: .refline/recipients lists nobody") ||
 		!strings.Contains(errOut, "so you cannot read it back") {
@@ -743,22 +729,9 @@ func TestWarnsWhenUserCannotReadBack(t *testing.T) {
 	}
 }
 
-func TestValidEnvAndEnvOf(t *testing.T) {
-	for name, want := range map[string]bool{"prod": true, "eu-west-1": true, "0": true, "": false, "-x": false, "Prod": false, "a_b": false, "a.b": false, strings.Repeat("a", 101): false} {
-		if ValidEnv(name) != want {
-			t.Errorf("ValidEnv(%q) = %v", name, !want)
-		}
-	}
-	for path, want := range map[string]string{".refline/secrets/prod.age": "prod", ".refline/secrets/sub/x.age": "", ".refline/secrets/README": "", ".refline/secrets/.age": "", "x/.refline/secrets/a.age": ""} {
-		if got, _ := EnvOf(path); got != want {
-			t.Errorf("EnvOf(%q) = %q, want %q", path, got, want)
-		}
-	}
-}
-
 func TestInvalidServerRecipientsCacheNeedsRefresh(t *testing.T) {
 	tc := newTestClone(t)
-	writeFile(t, filepath.Join(tc.dir, ServerRecipientsFile), []byte("age1garbage\n"), 0o644)
+	writeFile(t, filepath.Join(tc.dir, secrets.ServerRecipientsFile), []byte("age1garbage\n"), 0o644)
 	_, _, err := tc.run(func(c *CLI) error { return c.Set(ctx, "prod", "A=1") })
 	if err == nil || !strings.Contains(err.Error(), ".refline/server-recipients:1:") || !strings.Contains(err.Error(), "--refresh") {
 		t.Fatalf("got %v", err)

@@ -1,4 +1,9 @@
-package secrets
+// Package secretscli is `refline secrets` (SPEC §8): it edits the
+// encrypted secrets files of a clone, asking the server for its recipients
+// over ssh, running the user's $EDITOR and prompting on the terminal. The
+// file format, age, dotenv and recipients are package secrets; this package
+// adds what runs on a user's machine.
+package secretscli
 
 import (
 	"bufio"
@@ -21,6 +26,7 @@ import (
 
 	"github.com/refline/refline/atomicfile"
 	"github.com/refline/refline/names"
+	"github.com/refline/refline/secrets"
 )
 
 // Config wires a CLI. Only Dir is required: the rest defaults to the
@@ -35,11 +41,11 @@ type Config struct {
 	// Home is the directory holding .ssh/; default os.UserHomeDir.
 	Home string
 	// Refresh asks the server for its recipients even when
-	// ServerRecipientsFile exists.
+	// secrets.ServerRecipientsFile exists.
 	Refresh bool
 	// Repo is the repository's name on the server, which every file
-	// written is bound to (Binding). "" means the path of the origin
-	// remote's URL (RepoFromRemote).
+	// written is bound to (secrets.Binding). "" means the path of the
+	// origin remote's URL (RepoFromRemote).
 	Repo string
 
 	Getenv func(string) string // default os.Getenv
@@ -65,7 +71,7 @@ type Config struct {
 
 // CLI runs the `refline secrets` commands in a clone (SPEC §8): it decrypts
 // .refline/secrets/ENV.age with the user's identity and encrypts it to the
-// server's recipients plus .refline/recipients, bound (Binding) to the
+// server's recipients plus .refline/recipients, bound (secrets.Binding) to the
 // repository (Config.Repo, or origin's) and ENV.
 //
 // A command rewrites a secrets file only when its plaintext or its set of
@@ -81,7 +87,7 @@ type CLI struct {
 	idErr  error
 	idDone bool
 
-	recips *recipientSet
+	recips *secrets.RecipientSet
 	repo   string // resolved from Config.Repo or origin; "" until needed
 }
 
@@ -121,8 +127,8 @@ func New(ctx context.Context, cfg Config) (*CLI, error) {
 // (for multi-line values, and to keep values out of shell history); one
 // trailing newline of stdin is dropped.
 func (c *CLI) Set(ctx context.Context, env string, args ...string) error {
-	if !ValidEnv(env) {
-		return envError(env)
+	if !secrets.ValidEnv(env) {
+		return secrets.EnvError(env)
 	}
 	vars, err := c.assignments(args)
 	if err != nil {
@@ -137,7 +143,7 @@ func (c *CLI) Set(ctx context.Context, env string, args ...string) error {
 	}
 	body := f.body
 	for _, v := range vars {
-		if body, err = setVar(body, v.Key, v.Value); err != nil {
+		if body, err = secrets.SetVar(body, v.Key, v.Value); err != nil {
 			return err
 		}
 	}
@@ -145,13 +151,13 @@ func (c *CLI) Set(ctx context.Context, env string, args ...string) error {
 }
 
 // assignments parses Set's arguments.
-func (c *CLI) assignments(args []string) ([]Var, error) {
+func (c *CLI) assignments(args []string) ([]secrets.Var, error) {
 	if len(args) == 0 {
 		return nil, errors.New("set needs KEY=VALUE arguments, or one KEY to read its value from stdin")
 	}
 	if len(args) == 1 && !strings.Contains(args[0], "=") {
 		key := args[0]
-		if !ValidKey(key) {
+		if !secrets.ValidKey(key) {
 			return nil, keyError(key)
 		}
 		if isTerminal(c.cfg.Stdin) {
@@ -170,22 +176,22 @@ func (c *CLI) assignments(args []string) ([]Var, error) {
 		if strings.IndexByte(val, 0) >= 0 {
 			return nil, fmt.Errorf("the value of %s contains a NUL byte, which environment variables cannot hold", key)
 		}
-		return []Var{{Key: key, Value: val}}, nil
+		return []secrets.Var{{Key: key, Value: val}}, nil
 	}
 	// Errors name arguments by position: a malformed one may be a value.
-	var vars []Var
+	var vars []secrets.Var
 	for i, a := range args {
 		key, val, ok := strings.Cut(a, "=")
 		if !ok {
 			return nil, fmt.Errorf("assignment %d of %d is not KEY=VALUE (give a single KEY alone to read its value from stdin)", i+1, len(args))
 		}
-		if !ValidKey(key) {
+		if !secrets.ValidKey(key) {
 			return nil, fmt.Errorf("assignment %d of %d: invalid key: keys are letters, digits and _, and do not start with a digit", i+1, len(args))
 		}
-		if slices.ContainsFunc(vars, func(v Var) bool { return v.Key == key }) {
+		if slices.ContainsFunc(vars, func(v secrets.Var) bool { return v.Key == key }) {
 			return nil, fmt.Errorf("%s is given twice", key)
 		}
-		vars = append(vars, Var{Key: key, Value: val})
+		vars = append(vars, secrets.Var{Key: key, Value: val})
 	}
 	return vars, nil
 }
@@ -196,11 +202,7 @@ func keyError(key string) error {
 
 // Get prints the value of key in env's secrets file, followed by a newline.
 func (c *CLI) Get(ctx context.Context, env, key string) error {
-	f, err := c.open(env, true)
-	if err != nil {
-		return err
-	}
-	vars, err := f.vars()
+	f, vars, err := c.openVars(env)
 	if err != nil {
 		return err
 	}
@@ -216,11 +218,7 @@ func (c *CLI) Get(ctx context.Context, env, key string) error {
 // List prints the keys of env's secrets file, one a line, in file order.
 // It never prints values.
 func (c *CLI) List(ctx context.Context, env string) error {
-	f, err := c.open(env, true)
-	if err != nil {
-		return err
-	}
-	vars, err := f.vars()
+	_, vars, err := c.openVars(env)
 	if err != nil {
 		return err
 	}
@@ -243,7 +241,7 @@ func (c *CLI) Unset(ctx context.Context, env string, keys ...string) error {
 	if _, err := f.vars(); err != nil {
 		return err
 	}
-	body, err := unsetVars(f.body, keys)
+	body, err := secrets.UnsetVars(f.body, keys)
 	if err != nil {
 		return fmt.Errorf("%w in %s; nothing was changed", err, f.rel)
 	}
@@ -275,21 +273,21 @@ func (c *CLI) ReencryptAll(ctx context.Context) error {
 	if _, err := c.recipients(ctx); err != nil {
 		return err
 	}
-	paths, err := filepath.Glob(filepath.Join(c.root, Dir, "*"+Ext))
+	paths, err := filepath.Glob(filepath.Join(c.root, secrets.Dir, "*"+secrets.Ext))
 	if err != nil {
 		return err
 	}
 	var envs []string
 	for _, p := range paths {
-		env := strings.TrimSuffix(filepath.Base(p), Ext)
-		if !ValidEnv(env) {
-			fmt.Fprintf(c.cfg.Stderr, "warning: skipping %s%s: %v\n", Dir, filepath.Base(p), envError(env))
+		env := strings.TrimSuffix(filepath.Base(p), secrets.Ext)
+		if !secrets.ValidEnv(env) {
+			fmt.Fprintf(c.cfg.Stderr, "warning: skipping %s%s: %v\n", secrets.Dir, filepath.Base(p), secrets.EnvError(env))
 			continue
 		}
 		envs = append(envs, env)
 	}
 	if len(envs) == 0 {
-		fmt.Fprintf(c.cfg.Stderr, "no secrets files in %s\n", Dir)
+		fmt.Fprintf(c.cfg.Stderr, "no secrets files in %s\n", secrets.Dir)
 		return nil
 	}
 	return c.Reencrypt(ctx, envs...)
@@ -371,7 +369,7 @@ func (c *CLI) Edit(ctx context.Context, env string) (err error) {
 		if err != nil {
 			return fmt.Errorf("%w; nothing was changed", err)
 		}
-		_, perr := ParseDotenv(edited)
+		_, perr := secrets.ParseDotenv(edited)
 		if perr == nil {
 			break
 		}
@@ -457,19 +455,19 @@ type secretsFile struct {
 	path    string // absolute
 	rel     string // from the clone's root, for messages
 	exists  bool
-	armored []byte  // the file as it is
-	binding Binding // the one it records; zero if none (or malformed)
-	marker  string  // the recipient-set hash it records; "" if none
-	body    []byte  // the plaintext after the binding and the marker
+	armored []byte          // the file as it is
+	binding secrets.Binding // the one it records; zero if none (or malformed)
+	marker  string          // the recipient-set hash it records; "" if none
+	body    []byte          // the plaintext after the binding and the marker
 }
 
 // open reads and decrypts env's secrets file. A missing file is an error
 // when mustExist, else it reads as empty.
 func (c *CLI) open(env string, mustExist bool) (*secretsFile, error) {
-	if !ValidEnv(env) {
-		return nil, envError(env)
+	if !secrets.ValidEnv(env) {
+		return nil, secrets.EnvError(env)
 	}
-	f := &secretsFile{env: env, rel: FilePath(env), path: filepath.Join(c.root, FilePath(env))}
+	f := &secretsFile{env: env, rel: secrets.FilePath(env), path: filepath.Join(c.root, secrets.FilePath(env))}
 	fh, err := os.Open(f.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if mustExist {
@@ -493,14 +491,24 @@ func (c *CLI) open(env string, mustExist bool) (*secretsFile, error) {
 	// A file without a binding is read all the same: the user may read
 	// it, and writing it again binds it (the upgrade path).
 	var rest []byte
-	f.binding, rest, _ = SplitBinding(plain)
-	f.marker, f.body = splitMarker(rest)
+	f.binding, rest, _ = secrets.SplitBinding(plain)
+	f.marker, f.body = secrets.SplitMarker(rest)
 	return f, nil
 }
 
+// openVars opens env's secrets file, which must exist, and parses it.
+func (c *CLI) openVars(env string) (*secretsFile, []secrets.Var, error) {
+	f, err := c.open(env, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	vars, err := f.vars()
+	return f, vars, err
+}
+
 // vars parses the file's plaintext.
-func (f *secretsFile) vars() ([]Var, error) {
-	vars, err := ParseDotenv(f.body)
+func (f *secretsFile) vars() ([]secrets.Var, error) {
+	vars, err := secrets.ParseDotenv(f.body)
 	if err != nil {
 		return nil, fmt.Errorf("%s does not hold valid dotenv: %w; fix it with refline secrets edit %s", f.rel, err, f.env)
 	}
@@ -512,18 +520,18 @@ func (c *CLI) decrypt(f *secretsFile, data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot decrypt %s: %w", f.rel, err)
 	}
-	plain, err := Decrypt(data, ids.ids...)
+	plain, err := secrets.Decrypt(data, ids.ids...)
 	switch {
 	case err == nil:
 		return plain, nil
-	case errors.Is(err, ErrNoIdentity):
+	case errors.Is(err, secrets.ErrNoIdentity):
 		msg := fmt.Sprintf("cannot decrypt %s with %s: %v", f.rel, strings.Join(ids.used, ", "), err)
 		if len(ids.skipped) > 0 {
 			msg += " (skipped " + strings.Join(ids.skipped, "; ") + ")"
 		}
 		return nil, fmt.Errorf("%s: ask someone who can read it to add your public key to %s and run "+
-			"refline secrets reencrypt %s, or pass --identity FILE", msg, RecipientsFile, f.env)
-	case errors.Is(err, ErrNotArmored):
+			"refline secrets reencrypt %s, or pass --identity FILE", msg, secrets.RecipientsFile, f.env)
+	case errors.Is(err, secrets.ErrNotArmored):
 		return nil, fmt.Errorf("%s is not an age-encrypted file", f.rel)
 	}
 	// age's own message may quote the damaged lines; keep them out.
@@ -542,12 +550,12 @@ func (c *CLI) store(ctx context.Context, f *secretsFile, body []byte, force bool
 	if err != nil {
 		return err
 	}
-	bind := Binding{Repo: repo, Env: f.env}
-	if f.exists && !force && bytes.Equal(body, f.body) && f.binding == bind && f.marker == set.hash() && set.matchesHeader(f.armored) {
+	bind := secrets.Binding{Repo: repo, Env: f.env}
+	if f.exists && !force && bytes.Equal(body, f.body) && f.binding == bind && f.marker == set.Hash() && set.MatchesHeader(f.armored) {
 		fmt.Fprintf(c.cfg.Stderr, "%s is unchanged\n", f.rel)
 		return nil
 	}
-	out, err := Encrypt(JoinBinding(bind, joinMarker(set.hash(), body)), set.recipients...)
+	out, err := secrets.Encrypt(secrets.JoinBinding(bind, secrets.JoinMarker(set.Hash(), body)), set.Recipients()...)
 	if err != nil {
 		return fmt.Errorf("encrypt %s: %w", f.rel, err)
 	}
@@ -555,21 +563,21 @@ func (c *CLI) store(ctx context.Context, f *secretsFile, body []byte, force bool
 		return err
 	}
 	n := 0
-	if vars, err := ParseDotenv(body); err == nil {
+	if vars, err := secrets.ParseDotenv(body); err == nil {
 		n = len(vars)
 	}
 	switch {
-	case f.exists && f.binding == Binding{}:
+	case f.exists && f.binding == secrets.Binding{}:
 		fmt.Fprintf(c.cfg.Stderr, "bound %s to %s (it was not bound to a repository and environment)\n", f.rel, bind)
 	case f.exists && f.binding != bind:
 		fmt.Fprintf(c.cfg.Stderr, "warning: %s was bound to %s; it is now bound to %s\n", f.rel, f.binding, bind)
 	}
-	fmt.Fprintf(c.cfg.Stderr, "wrote %s: %d key(s), encrypted to %d recipient(s); commit it to publish the change\n", f.rel, n, len(set.recipients))
+	fmt.Fprintf(c.cfg.Stderr, "wrote %s: %d key(s), encrypted to %d recipient(s); commit it to publish the change\n", f.rel, n, len(set.Recipients()))
 	// Tell the user now, not when they next try to read it.
 	if ids, err := c.identities(); err == nil {
-		if _, err := Decrypt(out, ids.ids...); errors.Is(err, ErrNoIdentity) {
+		if _, err := secrets.Decrypt(out, ids.ids...); errors.Is(err, secrets.ErrNoIdentity) {
 			fmt.Fprintf(c.cfg.Stderr, "warning: %s is not a recipient of %s, so you cannot read it back: "+
-				"add your public key to %s and run refline secrets reencrypt %s\n", strings.Join(ids.used, ", "), f.rel, RecipientsFile, f.env)
+				"add your public key to %s and run refline secrets reencrypt %s\n", strings.Join(ids.used, ", "), f.rel, secrets.RecipientsFile, f.env)
 		}
 	}
 	return nil
@@ -604,64 +612,65 @@ func (c *CLI) repoName(ctx context.Context) (string, error) {
 }
 
 // recipients resolves, once, the set to encrypt to: the server's recipients
-// from ServerRecipientsFile, fetched and cached there when it is missing or
-// empty or Refresh is set, plus every recipient of RecipientsFile.
-func (c *CLI) recipients(ctx context.Context) (*recipientSet, error) {
+// from secrets.ServerRecipientsFile, fetched and cached there when it is
+// missing or empty or Refresh is set, plus every recipient of
+// secrets.RecipientsFile.
+func (c *CLI) recipients(ctx context.Context) (*secrets.RecipientSet, error) {
 	if c.recips != nil {
 		return c.recips, nil
 	}
-	serverPath := filepath.Join(c.root, ServerRecipientsFile)
+	serverPath := filepath.Join(c.root, secrets.ServerRecipientsFile)
 	cached, err := os.ReadFile(serverPath)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	var old recipientSet
-	if err := old.add(ServerRecipientsFile, cached); err != nil {
+	var old secrets.RecipientSet
+	if err := old.Add(secrets.ServerRecipientsFile, cached); err != nil {
 		if !c.cfg.Refresh {
 			return nil, fmt.Errorf("%w (--refresh writes the file again from the server)", err)
 		}
-		old = recipientSet{} // about to be replaced
+		old = secrets.RecipientSet{} // about to be replaced
 	}
 	server := cached
-	if c.cfg.Refresh || len(old.keys) == 0 {
+	if c.cfg.Refresh || len(old.Keys()) == 0 {
 		out, source, err := c.cfg.FetchKeys(ctx)
 		if err != nil {
 			return nil, err
 		}
-		recips, err := ServerRecipients(out)
+		recips, err := secrets.ServerRecipients(out)
 		if err != nil {
 			return nil, fmt.Errorf("`%s`: %w: is origin a refline server?", source, err)
 		}
-		server = FormatServerRecipients(recips)
-		var fresh recipientSet
-		if err := fresh.add(ServerRecipientsFile, server); err != nil {
+		server = secrets.FormatServerRecipients(recips)
+		var fresh secrets.RecipientSet
+		if err := fresh.Add(secrets.ServerRecipientsFile, server); err != nil {
 			return nil, err
 		}
-		if slices.Equal(fresh.keys, old.keys) {
+		if slices.Equal(fresh.Keys(), old.Keys()) {
 			server = cached // the same keys: keep the file as it is
 		} else {
 			if err := writeFileAtomic(serverPath, server, 0o644); err != nil {
 				return nil, err
 			}
-			fmt.Fprintf(c.cfg.Stderr, "wrote %s: %d server recipient(s) from `%s`\n", ServerRecipientsFile, len(recips), source)
+			fmt.Fprintf(c.cfg.Stderr, "wrote %s: %d server recipient(s) from `%s`\n", secrets.ServerRecipientsFile, len(recips), source)
 		}
 	}
 
-	set := &recipientSet{}
-	if err := set.add(ServerRecipientsFile, server); err != nil {
+	set := &secrets.RecipientSet{}
+	if err := set.Add(secrets.ServerRecipientsFile, server); err != nil {
 		return nil, err
 	}
-	people, err := os.ReadFile(filepath.Join(c.root, RecipientsFile))
+	people, err := os.ReadFile(filepath.Join(c.root, secrets.RecipientsFile))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	nserver := len(set.keys)
-	if err := set.add(RecipientsFile, people); err != nil {
+	nserver := len(set.Keys())
+	if err := set.Add(secrets.RecipientsFile, people); err != nil {
 		return nil, err
 	}
-	if len(set.keys) == nserver {
+	if len(set.Keys()) == nserver {
 		fmt.Fprintf(c.cfg.Stderr, "warning: %s lists nobody, so only the server can decrypt the secrets: "+
-			"add the public keys (age1…, ssh-ed25519, ssh-rsa) of the people who may read them, one a line\n", RecipientsFile)
+			"add the public keys (age1…, ssh-ed25519, ssh-rsa) of the people who may read them, one a line\n", secrets.RecipientsFile)
 	}
 	c.recips = set
 	return set, nil
@@ -692,7 +701,7 @@ var defaultKeys = []string{"id_ed25519", "id_rsa"}
 func resolveIdentities(file, home string) (identitySet, error) {
 	var s identitySet
 	if file != "" {
-		ids, err := LoadIdentityFile(file)
+		ids, err := secrets.LoadIdentityFile(file)
 		if err != nil {
 			return s, err
 		}
@@ -705,7 +714,7 @@ func resolveIdentities(file, home string) (identitySet, error) {
 		if _, err := os.Stat(path); err != nil {
 			continue
 		}
-		ids, err := LoadIdentityFile(path)
+		ids, err := secrets.LoadIdentityFile(path)
 		if err != nil {
 			problems = append(problems, err.Error())
 			continue
@@ -725,85 +734,16 @@ func resolveIdentities(file, home string) (identitySet, error) {
 		filepath.Join(home, ".ssh", defaultKeys[0]), filepath.Join(home, ".ssh", defaultKeys[1]), hint)
 }
 
-// varSpan is a variable and the bytes of the normalized text that define
-// it: from the start of its first line to past its last line.
-type varSpan struct {
-	Var
-	start, end int
-}
-
-// dotenvSpans parses body as ParseDotenv does and returns where each
-// variable is, in the text ParseDotenv reads (byte order mark dropped, CRLF
-// as LF), which it also returns.
-func dotenvSpans(body []byte) ([]varSpan, string, error) {
-	if _, err := ParseDotenv(body); err != nil {
-		return nil, "", err
-	}
-	text := strings.ReplaceAll(string(bytes.TrimPrefix(body, []byte("\ufeff"))), "\r\n", "\n")
-	lineStart := []int{0}
-	for i := 0; i < len(text); i++ {
-		if text[i] == '\n' {
-			lineStart = append(lineStart, i+1)
-		}
-	}
-	p := dotenvParser{s: text, line: 1}
-	var spans []varSpan
-	for {
-		v, ok, err := p.next()
-		if err != nil {
-			return nil, "", err
-		}
-		if !ok {
-			return spans, text, nil
-		}
-		spans = append(spans, varSpan{Var: v, start: lineStart[v.Line-1], end: p.i})
-	}
-}
-
-// setVar sets key to value in the dotenv text body, in place when the key
-// is there (the rest of the text, comments included, stays as it is) and at
-// the end otherwise. It returns body itself when nothing changes.
-func setVar(body []byte, key, value string) ([]byte, error) {
-	spans, text, err := dotenvSpans(body)
+// readLimited reads at most secrets.MaxFileSize bytes of r, failing beyond.
+func readLimited(r io.Reader, what string) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, secrets.MaxFileSize+1))
 	if err != nil {
 		return nil, err
 	}
-	line := string(FormatDotenv([]Var{{Key: key, Value: value}}))
-	for _, s := range spans {
-		if s.Key == key {
-			if s.Value == value {
-				return body, nil
-			}
-			return []byte(text[:s.start] + line + text[s.end:]), nil
-		}
+	if len(data) > secrets.MaxFileSize {
+		return nil, fmt.Errorf("%s is too large (over %d bytes)", what, secrets.MaxFileSize)
 	}
-	if text != "" && !strings.HasSuffix(text, "\n") {
-		text += "\n"
-	}
-	return []byte(text + line), nil
-}
-
-// unsetVars removes keys from the dotenv text body. Every key must be set.
-func unsetVars(body []byte, keys []string) ([]byte, error) {
-	spans, text, err := dotenvSpans(body)
-	if err != nil {
-		return nil, err
-	}
-	var missing []string
-	for _, k := range keys {
-		if !slices.ContainsFunc(spans, func(s varSpan) bool { return s.Key == k }) {
-			missing = append(missing, k)
-		}
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("%s is not set", strings.Join(missing, ", "))
-	}
-	for i := len(spans) - 1; i >= 0; i-- {
-		if s := spans[i]; slices.Contains(keys, s.Key) {
-			text = text[:s.start] + text[s.end:]
-		}
-	}
-	return []byte(text), nil
+	return data, nil
 }
 
 // writeFileAtomic replaces path with data (atomicfile.Write), creating its
