@@ -253,6 +253,7 @@ func (r *Runner) deployPlan(ctx context.Context, lr *liveRun, run *Run, log *log
 	return &plan{
 		stages: []Stage{{Name: "deploy", Run: env.Run, Timeout: DefaultTimeout}},
 		env:    jobEnv,
+		box:    deployBox(spec, env),
 		mask:   mask,
 		fill: func(ctx context.Context, work string) error {
 			return gitReader{gitDir: gitDir}.checkout(ctx, run.Artifact, work, work+".index")

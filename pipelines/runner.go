@@ -427,6 +427,8 @@ type plan struct {
 	fill    func(ctx context.Context, work string) error
 	mask    *secrets.Masker
 	succeed func(ctx context.Context, work string) error
+	// box is the image, network and limits the jobs run with.
+	box WorkspaceSpec
 }
 
 // runStages prepares the workspace and runs the stages in order. It returns
@@ -450,20 +452,19 @@ func (r *Runner) runStages(ctx context.Context, lr *liveRun, log *logrus.Entry) 
 		}
 	})
 
-	work := r.workDir(run)
-	_ = os.RemoveAll(work)
-	if err := os.MkdirAll(work, 0o755); err != nil {
-		return Failed, fmt.Sprintf("create workspace: %v", err)
-	}
-	if err := p.fill(ctx, work); err != nil {
+	box := p.box
+	box.Dir, box.Fill, box.Env = r.workDir(run), p.fill, p.env
+	ws, err := r.cfg.Executor.Prepare(ctx, box)
+	if err != nil {
 		if ctx.Err() != nil {
 			return Canceled, "canceled while preparing the workspace"
 		}
 		return Failed, err.Error()
 	}
+	defer ws.Close()
 
 	for i, st := range p.stages {
-		state, code, errText := r.runStage(ctx, lr, i, st, work, p.env, p.mask, log)
+		state, code, errText := r.runStage(ctx, lr, i, st, ws, p.mask, log)
 		r.update(lr, func(run *Run) {
 			run.Stages[i].State, run.Stages[i].ExitCode, run.Stages[i].Error = state, code, errText
 			run.Stages[i].Finished = time.Now().UTC()
@@ -479,7 +480,11 @@ func (r *Runner) runStages(ctx context.Context, lr *liveRun, log *logrus.Entry) 
 		}
 	}
 	if p.succeed != nil {
-		if err := p.succeed(ctx, work); err != nil {
+		work, err := ws.Collect(ctx)
+		if err == nil {
+			err = p.succeed(ctx, work)
+		}
+		if err != nil {
 			log.WithError(err).Warn("run failed after its stages")
 			return Failed, err.Error()
 		}
@@ -519,6 +524,7 @@ func (r *Runner) buildPlan(ctx context.Context, lr *liveRun, run *Run) (*plan, e
 	return &plan{
 		stages: spec.Stages,
 		env:    r.jobEnv(run, spec.Env, nil),
+		box:    WorkspaceSpec{Image: spec.Image, Network: spec.Network, Limits: spec.Limits},
 		fill: func(ctx context.Context, work string) error {
 			if err := git.checkout(ctx, run.Commit, work, work+".index"); err != nil {
 				return err
@@ -536,7 +542,7 @@ func (r *Runner) buildPlan(ctx context.Context, lr *liveRun, run *Run) (*plan, e
 	}, nil
 }
 
-func (r *Runner) runStage(ctx context.Context, lr *liveRun, i int, st Stage, work string, env []string, mask *secrets.Masker, log *logrus.Entry) (State, int, string) {
+func (r *Runner) runStage(ctx context.Context, lr *liveRun, i int, st Stage, ws Workspace, mask *secrets.Masker, log *logrus.Entry) (State, int, string) {
 	run := copyRunLocked(r, lr)
 	file, err := createStageLog(r.store.logPath(run, st.Name), lr.bell.ring)
 	if err != nil {
@@ -558,7 +564,7 @@ func (r *Runner) runStage(ctx context.Context, lr *liveRun, i int, st Stage, wor
 	}
 	sctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	proc, err := r.cfg.Executor.Start(sctx, Job{Script: st.Run, Dir: work, Env: env, Output: out})
+	proc, err := ws.Start(sctx, Job{Name: st.Name, Script: st.Run, Output: out})
 	if err != nil {
 		fmt.Fprintf(out, "refline: %v\n", err)
 		return Failed, 0, err.Error()
