@@ -311,6 +311,7 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 		Registerer: reg,
 		Pipelines:  runner,
 		LogsHint:   logsHint,
+		ImagesDir:  filepath.Join(data, "images"),
 	})
 
 	ctx, cancel := context.WithCancel(ctx)
