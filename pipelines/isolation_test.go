@@ -109,6 +109,20 @@ func TestSandboxJob(t *testing.T) {
 		t.Errorf("the job's file in the workspace: %q", b)
 	}
 
+	// The script holds only stdin, stdout and stderr: nothing the server
+	// (or bwrap) had open.
+	out.Reset()
+	p, err = ws.Start(context.Background(), Job{Script: "ls /proc/$$/fd; true", Output: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, err := p.Wait(); code != 0 || err != nil {
+		t.Fatalf("exit %d, %v: %s", code, err, out.String())
+	}
+	if got := strings.Join(strings.Fields(out.String()), " "); got != "0 1 2" {
+		t.Errorf("the script's open descriptors: %s; want 0 1 2", got)
+	}
+
 	p, err = ws.Start(context.Background(), Job{Script: "sleep 1000 & wait", Output: &out})
 	if err != nil {
 		t.Fatal(err)

@@ -95,7 +95,24 @@ func NewSandbox(cfg SandboxConfig) *Sandbox {
 		return s
 	}
 	s.cg = newCgroups(cfg.DataDir, s.cfg.Logger)
+	closeInherited()
 	return s
+}
+
+// closeInherited marks every descriptor above stderr close-on-exec. Go
+// opens its own that way, but what the server inherited from its parent
+// (a supervisor's pipe, a leaked socket) would otherwise pass through
+// bwrap into every job.
+func closeInherited() {
+	if unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC) == nil {
+		return
+	}
+	ents, _ := os.ReadDir("/proc/self/fd")
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+		}
+	}
 }
 
 // Usable reports why no job can run, or nil.
@@ -401,7 +418,9 @@ func (p *sandboxProcess) wait() {
 				p.code = 137
 			}
 		}
-		p.cg.remove()
+		// Its processes are gone; the kernel may take a moment more to
+		// let the directories go, which the stage need not wait for.
+		go p.cg.remove()
 	}
 	close(p.done)
 }
