@@ -100,7 +100,9 @@ func sandboxMain(args []string) error {
 	}
 	diffs, sdiffs := diff(tl, ts), diff(sl, ss)
 	load1, _ := os.ReadFile("/proc/loadavg")
-	loadavg := func(b []byte) string { return strings.Join(strings.Fields(string(b))[:min(3, len(strings.Fields(string(b))))], " ") }
+	loadavg := func(b []byte) string {
+		return strings.Join(strings.Fields(string(b))[:min(3, len(strings.Fields(string(b))))], " ")
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "## Sandbox\n\n")
 	row := func(name string, ds []time.Duration) {
