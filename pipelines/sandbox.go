@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -491,7 +492,7 @@ type cgroups struct {
 	// pids and memory for v1.
 	bases []string
 	v2    bool
-	n     int64
+	n     atomic.Int64 // names each job's cgroup
 }
 
 func newCgroups(data string, log *logrus.Entry) *cgroups {
@@ -526,10 +527,16 @@ func newCgroups(data string, log *logrus.Entry) *cgroups {
 		return c
 	}
 	if ctl, err := os.ReadFile("/sys/fs/cgroup/cgroup.controllers"); err == nil && strings.Contains(string(ctl), "pids") {
-		base := filepath.Join("/sys/fs/cgroup", own[""], name)
-		if c := try(&cgroups{kind: "cgroup v2", bases: []string{base}, v2: true}); c != nil {
-			if os.WriteFile(filepath.Join(base, "cgroup.subtree_control"), []byte("+pids +memory"), 0o644) == nil {
-				return c
+		// The controllers must be enabled from the server's own cgroup
+		// down, which the kernel allows only where no process sits
+		// (the root, or a delegated cgroup the server left for a leaf).
+		parent := filepath.Join("/sys/fs/cgroup", own[""])
+		base := filepath.Join(parent, name)
+		if os.WriteFile(filepath.Join(parent, "cgroup.subtree_control"), []byte("+pids +memory"), 0o644) == nil {
+			if c := try(&cgroups{kind: "cgroup v2", bases: []string{base}, v2: true}); c != nil {
+				if os.WriteFile(filepath.Join(base, "cgroup.subtree_control"), []byte("+pids +memory"), 0o644) == nil {
+					return c
+				}
 			}
 		}
 	}
@@ -553,8 +560,7 @@ type jobCgroup struct {
 
 // create makes a job's cgroup(s) with its limits and moves pids into them.
 func (c *cgroups) create(lim Limits, pids ...int) (*jobCgroup, error) {
-	c.n++
-	id := fmt.Sprintf("job-%d-%d", os.Getpid(), time.Now().UnixNano())
+	id := fmt.Sprintf("job-%d-%d", os.Getpid(), c.n.Add(1))
 	jc := &jobCgroup{v2: c.v2}
 	for _, b := range c.bases {
 		d := filepath.Join(b, id)
