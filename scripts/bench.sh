@@ -32,10 +32,12 @@
 #   BENCH_CONC_RUNS  concurrency: rounds per burst and server (default 5)
 #   BENCH_STAGES     sandbox: timed stages per executor (default 300)
 #   BENCH_SSHD_MAX_STARTUPS  sshd's MaxStartups (default 100:30:200; see below)
-#   BENCH_EXECUTOR   the executor of the server the job sections drive
-#                    (default local: their stages write timestamps and read
-#                    files on the host, which a sandboxed build cannot; the
-#                    sandbox section measures what the sandbox adds)
+#   BENCH_EXECUTOR   the --executor of the server the job sections drive
+#                    (default sandbox); the pipelines section's stage sends
+#                    its timestamp over loopback (network: true), the
+#                    deploys' stamps lie in a --deploy-path; the artifacts
+#                    section's end-to-end build copies host files and needs
+#                    BENCH_EXECUTOR=local
 #   BENCH_USER       the git-shell account (default refline-bench)
 #   BENCH_KEEP       set to 1 to keep the scratch directory for inspection
 set -euo pipefail
@@ -228,7 +230,8 @@ wait_for() { # seconds description command...: poll until the command succeeds
 # --- refline -----------------------------------------------------------------
 DATA=$WORK/refline-data
 "$WORK/bin/refline" serve --data "$DATA" --ssh-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
-	--executor "${BENCH_EXECUTOR:-local}" --admin-key "$KEY.pub" >"$WORK/refline.log" 2>&1 &
+	--executor "${BENCH_EXECUTOR:-sandbox}" --deploy-path "$WORK/client/deploy-stamps" \
+	--admin-key "$KEY.pub" >"$WORK/refline.log" 2>&1 &
 REFLINE_PID=$!
 refline_ready() {
 	kill -0 "$REFLINE_PID" 2>/dev/null || die "refline exited: $(tail -5 "$WORK/refline.log")"
@@ -356,7 +359,8 @@ fi
 if want pipelines; then
 	log "pipelines: $PUSHES pushes per contender, plus a warm-up"
 	step 20m "$BENCH" pipelines -pushes "$PUSHES" -work "$WORK/client" -command "$COMMAND" "${REFLINE[@]}" \
-		-openssh-url "$OPENSSH_URL" -openssh-home "$WORK/home" -openssh-user "$BENCH_USER" -out "$WORK/pipelines.md"
+		-openssh-url "$OPENSSH_URL" -openssh-home "$WORK/home" -openssh-user "$BENCH_USER" -out "$WORK/pipelines.md" \
+		-executor "${BENCH_EXECUTOR:-sandbox}"
 	write_section pipelines "## Pipelines"
 fi
 
