@@ -316,6 +316,11 @@ func (w *sandboxWorkspace) Start(ctx context.Context, job Job) (Process, error) 
 	}
 	p := &sandboxProcess{cmd: cmd, grace: w.s.cfg.Grace, done: make(chan struct{})}
 	fail := func(err error) (Process, error) {
+		// The script has not started (bwrap still blocks on fd 4); end
+		// the namespace before closing that pipe lets it go on.
+		if p.init > 1 {
+			_ = syscall.Kill(p.init, syscall.SIGKILL)
+		}
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		if p.cg != nil {
