@@ -33,11 +33,9 @@
 #   BENCH_STAGES     sandbox: timed stages per executor (default 300)
 #   BENCH_SSHD_MAX_STARTUPS  sshd's MaxStartups (default 100:30:200; see below)
 #   BENCH_EXECUTOR   the --executor of the server the job sections drive
-#                    (default sandbox); the pipelines section's stage sends
-#                    its timestamp over loopback (network: true), the
-#                    deploys' stamps lie in a --deploy-path; the artifacts
-#                    section's end-to-end build copies host files and needs
-#                    BENCH_EXECUTOR=local
+#                    (default sandbox: the builds fetch their files and send
+#                    their timestamps over loopback with network: true, the
+#                    deploys write theirs into a --deploy-path)
 #   BENCH_USER       the git-shell account (default refline-bench)
 #   BENCH_KEEP       set to 1 to keep the scratch directory for inspection
 set -euo pipefail
