@@ -306,7 +306,7 @@ func (w *sandboxWorkspace) Start(ctx context.Context, job Job) (Process, error) 
 	cmd.Env = w.env
 	cmd.Stdout, cmd.Stderr = job.Output, job.Output
 	cmd.ExtraFiles = []*os.File{infoW, blockR}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // --die-with-parent ends it with the server
 	cmd.WaitDelay = time.Second
 	err = cmd.Start()
 	infoW.Close()
