@@ -116,6 +116,23 @@ func closeInherited() {
 	}
 }
 
+// Close removes the server's job cgroup directories once no job is left
+// in them (after the runner has shut down).
+func (s *Sandbox) Close() {
+	if s.cg == nil {
+		return
+	}
+	for _, b := range s.cg.bases {
+		ents, _ := os.ReadDir(b)
+		for _, e := range ents {
+			if e.IsDir() {
+				(&jobCgroup{dirs: []string{filepath.Join(b, e.Name())}}).remove()
+			}
+		}
+		_ = os.Remove(b)
+	}
+}
+
 // Usable reports why no job can run, or nil.
 func (s *Sandbox) Usable() error { return s.unusable }
 

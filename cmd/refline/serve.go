@@ -374,6 +374,9 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 	defer scancel()
 	_ = httpSrv.Shutdown(sctx)
 	<-runnerDone
+	if c, ok := executor.(interface{ Close() }); ok {
+		c.Close()
+	}
 	stopHooks()
 	return runErr
 }
