@@ -13,8 +13,14 @@ build:
 
 # Runs the server with the defaults of SPEC §1 (data in ./refline-data, SSH
 # on :2222, HTTP on 127.0.0.1:8080). Pass flags with ARGS="--admin-key ...".
+# Jobs run in a bubblewrap sandbox: install it when missing and we can; the
+# quickstart's deploys write to ~/refline-example, allowed as a deploy path.
 run: build
-	./$(BIN) serve $(ARGS)
+	@command -v bwrap >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+	  elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+	  else echo "make run: bubblewrap is missing; install it with: apt-get install bubblewrap" >&2; fi; }
+	./$(BIN) serve --deploy-path $(HOME)/refline-example $(ARGS)
 
 # The whole suite: unit tests, end-to-end stories (real git, ssh and server
 # processes on loopback) and the race detector.

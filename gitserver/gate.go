@@ -30,11 +30,12 @@ const (
 	ArgLevel                       // an access level or grant (access.ParseGrant: "write", "deploy:staging,qa")
 	ArgRight                       // a server-wide right of a user: admin or create
 	ArgKey                         // a public key or a word of one; the handler parses them
+	ArgImage                       // an image name (names.Image)
 )
 
 var argKindNames = map[ArgKind]string{
 	ArgRepo: "repo", ArgPipeline: "pipeline", ArgEnv: "env", ArgRun: "run number", ArgRev: "rev",
-	ArgUser: "user name", ArgLevel: "level", ArgRight: "right", ArgKey: "key",
+	ArgUser: "user name", ArgLevel: "level", ArgRight: "right", ArgKey: "key", ArgImage: "image",
 }
 
 // String returns the kind's name, for the command table in docs and tests.
@@ -234,6 +235,10 @@ func checkArg(c *Call, decl Arg, v string) error {
 	case ArgRight:
 		if v != "admin" && v != "create" {
 			return Usagef("unknown right %q (admin or create)", v)
+		}
+	case ArgImage:
+		if err := names.Image(v); err != nil {
+			return usage(err)
 		}
 	case ArgKey:
 		// A key is checked by the handler, which also reads keys from stdin.

@@ -24,6 +24,7 @@ func allCommands(s *Server) map[string]Command {
 	for n, c := range s.pipelineCommands() {
 		cmds[n] = c
 	}
+	cmds["image"] = s.imageCommand()
 	return cmds
 }
 
@@ -92,6 +93,9 @@ func TestGateTable(t *testing.T) {
 		"artifacts | REPO:repo PIPELINE:pipeline | read on REPO",
 		"cancel | REPO:repo PIPELINE:pipeline RUN:run number | write on REPO, +check",
 		"deploy | REPO:repo PIPELINE:pipeline ENV:env [REV:rev] | read on REPO, +check",
+		"image import | NAME:image | server admin",
+		"image list |  | server admin",
+		"image remove | NAME:image | server admin",
 		"keys |  | any user",
 		"logs | REPO:repo PIPELINE:pipeline RUN:run number flags --follow,-f | read on REPO",
 		"pipelines | REPO:repo | read on REPO",
@@ -403,6 +407,10 @@ func TestGateAccess(t *testing.T) {
 		{"adam", "user add ../x k", denied}, // admins only, before the arguments
 		{"adam", "user", denied},
 		{"alice", "user list", ok},
+		{"adam", "image list", denied},
+		{"alice", "image list", ok},
+		{"alice", "image remove ../keys", usage},
+		{"alice", "image import .hidden", usage},
 		{"alice", "user add ../x k", usage},
 		{"alice", "logs theirs web 1", ok},
 		{"alice", "deploy theirs web production", ok},

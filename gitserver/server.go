@@ -51,6 +51,8 @@ type Config struct {
 	// GitTimeout bounds how long a git child may outlive its client after a
 	// disconnect before it is terminated.
 	GitGrace time.Duration
+	// ImagesDir, when set, adds `image` (DATA/images).
+	ImagesDir string
 }
 
 // Server is the SSH endpoint.
@@ -102,6 +104,9 @@ func New(cfg Config) *Server {
 		for name, c := range s.pipelineCommands() {
 			s.commands[name] = c
 		}
+	}
+	if cfg.ImagesDir != "" {
+		s.commands["image"] = s.imageCommand()
 	}
 	s.srv = &ssh.Server{
 		Handler:          s.handle,

@@ -38,6 +38,9 @@ var (
 	EnvRE = PipelineRE
 	// StageRE is the grammar of stage names.
 	StageRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+	// ImageRE is the grammar of image names (DATA/images/NAME): one path
+	// segment that never starts with "." (a half-done import is ".NAME.tmp-…").
+	ImageRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
 )
 
 // ErrTooLong is matched (errors.Is) by the errors for names over their
@@ -88,6 +91,7 @@ func Why(err error) string {
 const (
 	lowerRule = "use lowercase letters, digits and '-', starting with a letter or digit"
 	stageRule = "use letters, digits, '.', '_' and '-', starting with a letter or digit"
+	imageRule = "use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit"
 )
 
 // Pipeline checks a pipeline name (SPEC §5): [a-z0-9][a-z0-9-]*, at most
@@ -102,6 +106,11 @@ func Env(name string) error { return segment("environment name", name, EnvRE, lo
 // Stage checks a stage name: letters, digits, '.', '_' and '-', starting with
 // a letter or digit, at most MaxLen bytes. It names a log file.
 func Stage(name string) error { return segment("stage name", name, StageRE, stageRule) }
+
+// Image checks an image name (SPEC §9, DATA/images/NAME): lowercase
+// letters, digits, '.', '_' and '-', starting with a letter or digit, at
+// most MaxLen bytes.
+func Image(name string) error { return segment("image name", name, ImageRE, imageRule) }
 
 func segment(what, name string, re *regexp.Regexp, rule string) error {
 	switch {

@@ -72,10 +72,11 @@ func (r *Runner) layInputs(ctx context.Context, inputs []InputArtifact, runRepo,
 		if repo == "" {
 			repo = runRepo
 		}
-		dest := filepath.Join(work, filepath.FromSlash(strings.TrimSuffix(in.Path, "/")))
-		if err := os.MkdirAll(dest, 0o755); err != nil {
+		rel := filepath.FromSlash(strings.TrimSuffix(in.Path, "/"))
+		if err := mkdirNoFollow(work, rel); err != nil {
 			return fmt.Errorf("input %s: %w", in.Pipeline, err)
 		}
+		dest := filepath.Join(work, rel)
 		idx := fmt.Sprintf("%s.input-%s.index", work, in.Pipeline)
 		if err := (gitReader{gitDir: r.cfg.Repos.Path(repo)}).checkout(ctx, in.Artifact, dest, idx); err != nil {
 			return fmt.Errorf("input %s: %w", in.Pipeline, err)
@@ -210,4 +211,38 @@ func triggeredBy(spec *Spec, repo, upRepo, upPipeline string) bool {
 		}
 	}
 	return false
+}
+
+// mkdirNoFollow creates rel and its parents inside root, refusing to pass
+// through any symlink: the checkout may hold committed symlinks (to /tmp/x,
+// to ../..), and the server must never write outside the workspace through
+// them.
+func mkdirNoFollow(root, rel string) error {
+	rt, err := os.OpenRoot(root)
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	cur := ""
+	for _, seg := range strings.Split(filepath.Clean(rel), string(filepath.Separator)) {
+		if seg == "" || seg == "." {
+			continue
+		}
+		cur = filepath.Join(cur, seg)
+		fi, err := rt.Lstat(cur)
+		switch {
+		case err == nil && fi.Mode()&os.ModeSymlink != 0:
+			return fmt.Errorf("%s is a symlink in the checkout; an input is never laid through a symlink (use a path that is a plain directory)", filepath.ToSlash(cur))
+		case err == nil && !fi.IsDir():
+			return fmt.Errorf("%s is a file in the checkout, not a directory", filepath.ToSlash(cur))
+		case err == nil:
+		case os.IsNotExist(err):
+			if err := rt.Mkdir(cur, 0o755); err != nil {
+				return err
+			}
+		default:
+			return err
+		}
+	}
+	return nil
 }

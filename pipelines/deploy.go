@@ -286,6 +286,7 @@ func (r *Runner) deployPlan(ctx context.Context, lr *liveRun, run *Run, log *log
 	return &plan{
 		stages: []Stage{{Name: "deploy", Run: env.Run, Timeout: DefaultTimeout}},
 		env:    jobEnv,
+		box:    deployBox(spec, env),
 		mask:   mask,
 		notes:  notes,
 		fill: func(ctx context.Context, work string) error {

@@ -15,16 +15,57 @@ import (
 
 // Job is one stage's script, as an executor runs it.
 type Job struct {
+	Name   string   // the stage's name, for messages
 	Script string   // run with `sh -e`
-	Dir    string   // working directory
-	Env    []string // the whole environment; nothing else is inherited
+	Dir    string   // working directory (set by the workspace)
+	Env    []string // the whole environment; nothing else is inherited (set by the workspace)
 	Output io.Writer
 }
 
-// Executor starts jobs. The local process executor is the default; a
-// container or Kubernetes executor fits the same interface.
+// Executor prepares the place a whole run executes in: its workspace, the
+// inputs laid into it, its environment and its image. The local process
+// executor, the sandbox and a later Kubernetes executor all fit it.
 type Executor interface {
+	Prepare(ctx context.Context, spec WorkspaceSpec) (Workspace, error)
+}
+
+// WorkspaceSpec is what a run's jobs get.
+type WorkspaceSpec struct {
+	// Dir is the host directory the runner keeps the workspace in; it
+	// removes it after the run (and after a crash).
+	Dir string
+	// Fill lays the checkout and the inputs into dir.
+	Fill func(ctx context.Context, dir string) error
+	// Env is every job's whole environment.
+	Env []string
+	// Image names DATA/images/NAME as the jobs' root; "" for the host's.
+	Image string
+	// Network gives the jobs the host's network.
+	Network bool
+	// Limits are what the pipeline asks for; the executor applies its
+	// defaults and caps.
+	Limits Limits
+	// Deploy marks a deploy run: it sees the allowed deploy paths.
+	Deploy bool
+}
+
+// Workspace is a prepared run: stages start in it one at a time, and its
+// files become the artifact.
+type Workspace interface {
+	// Start starts one stage; its output streams to job.Output.
 	Start(ctx context.Context, job Job) (Process, error)
+	// Collect returns a host directory holding the workspace's files
+	// after the stages, to record the artifact from.
+	Collect(ctx context.Context) (string, error)
+	// Close ends whatever is left of the run and releases its resources.
+	Close() error
+}
+
+// Limits bound one job. Zero means no limit of that kind.
+type Limits struct {
+	Memory int64 // bytes
+	Pids   int   // processes (and threads)
+	Disk   int64 // bytes: the largest file and the size of /tmp
 }
 
 // Process is a started job.
@@ -38,11 +79,45 @@ type Process interface {
 	Handle() string
 }
 
-// Local runs jobs as local processes, each in its own process group so
-// that cancelling reaches every process the script started.
+// Local runs jobs as local processes of the server's own user, each in
+// its own process group so that cancelling reaches every process the script
+// started. It isolates nothing: jobs see all the server sees.
 type Local struct {
 	// Grace is how long a cancelled job has between SIGTERM and SIGKILL.
 	Grace time.Duration
+}
+
+// Prepare implements Executor: the workspace is the host directory itself.
+func (l Local) Prepare(ctx context.Context, spec WorkspaceSpec) (Workspace, error) {
+	if err := makeWorkspace(ctx, spec); err != nil {
+		return nil, err
+	}
+	return localWorkspace{l, spec}, nil
+}
+
+type localWorkspace struct {
+	l    Local
+	spec WorkspaceSpec
+}
+
+func (w localWorkspace) Start(ctx context.Context, job Job) (Process, error) {
+	job.Dir, job.Env = w.spec.Dir, w.spec.Env
+	return w.l.Start(ctx, job)
+}
+
+func (w localWorkspace) Collect(ctx context.Context) (string, error) { return w.spec.Dir, nil }
+func (w localWorkspace) Close() error                                { return nil }
+
+// makeWorkspace creates an empty workspace directory and fills it.
+func makeWorkspace(ctx context.Context, spec WorkspaceSpec) error {
+	_ = os.RemoveAll(spec.Dir)
+	if err := os.MkdirAll(spec.Dir, 0o755); err != nil {
+		return fmt.Errorf("create workspace: %w", err)
+	}
+	if spec.Fill != nil {
+		return spec.Fill(ctx, spec.Dir)
+	}
+	return nil
 }
 
 type localProcess struct {
@@ -54,7 +129,8 @@ type localProcess struct {
 	err   error
 }
 
-// Start implements Executor.
+// Start runs one job as a local process group (the stage primitive of the
+// local workspace).
 func (l Local) Start(ctx context.Context, job Job) (Process, error) {
 	cmd := exec.Command("/bin/sh", "-e", "-c", job.Script)
 	cmd.Dir = job.Dir
@@ -134,10 +210,14 @@ func (p *localProcess) Handle() string {
 	return fmt.Sprintf("local:%d:%d", p.pgid, st)
 }
 
-// KillLeftover stops the process group named by a handle of a crashed
-// server's job, if that group still exists and is the same one.
+// KillLeftover stops what a handle of a crashed server's job names, if it
+// still exists and is the same: a local job's process group, or a
+// sandbox's pid namespace (its init, whose end ends every process in it).
 func KillLeftover(handle string) bool {
 	f := strings.Split(handle, ":")
+	if len(f) == 3 && f[0] == "sandbox" {
+		return killSandbox(f[1], f[2])
+	}
 	if len(f) != 3 || f[0] != "local" {
 		return false
 	}

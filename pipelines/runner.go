@@ -428,6 +428,8 @@ type plan struct {
 	fill    func(ctx context.Context, work string) error
 	mask    *secrets.Masker
 	succeed func(ctx context.Context, work string) error
+	// box is the image, network and limits the jobs run with.
+	box WorkspaceSpec
 
 	// notes are lines written at the head of the first stage's log,
 	// before the job starts: what its reader must know.
@@ -455,24 +457,23 @@ func (r *Runner) runStages(ctx context.Context, lr *liveRun, log *logrus.Entry) 
 		}
 	})
 
-	work := r.workDir(run)
-	_ = os.RemoveAll(work)
-	if err := os.MkdirAll(work, 0o755); err != nil {
-		return Failed, fmt.Sprintf("create workspace: %v", err)
-	}
-	if err := p.fill(ctx, work); err != nil {
+	box := p.box
+	box.Dir, box.Fill, box.Env = r.workDir(run), p.fill, p.env
+	ws, err := r.cfg.Executor.Prepare(ctx, box)
+	if err != nil {
 		if ctx.Err() != nil {
 			return Canceled, "canceled while preparing the workspace"
 		}
 		return Failed, err.Error()
 	}
+	defer ws.Close()
 
 	for i, st := range p.stages {
 		var notes []string
 		if i == 0 {
 			notes = p.notes
 		}
-		state, code, errText := r.runStage(ctx, lr, i, st, work, p.env, p.mask, notes, log)
+		state, code, errText := r.runStage(ctx, lr, i, st, ws, p.mask, notes, log)
 		r.update(lr, func(run *Run) {
 			run.Stages[i].State, run.Stages[i].ExitCode, run.Stages[i].Error = state, code, errText
 			run.Stages[i].Finished = time.Now().UTC()
@@ -488,7 +489,11 @@ func (r *Runner) runStages(ctx context.Context, lr *liveRun, log *logrus.Entry) 
 		}
 	}
 	if p.succeed != nil {
-		if err := p.succeed(ctx, work); err != nil {
+		work, err := ws.Collect(ctx)
+		if err == nil {
+			err = p.succeed(ctx, work)
+		}
+		if err != nil {
 			log.WithError(err).Warn("run failed after its stages")
 			return Failed, err.Error()
 		}
@@ -528,6 +533,7 @@ func (r *Runner) buildPlan(ctx context.Context, lr *liveRun, run *Run) (*plan, e
 	return &plan{
 		stages: spec.Stages,
 		env:    r.jobEnv(run, spec.Env, nil),
+		box:    WorkspaceSpec{Image: spec.Image, Network: spec.Network, Limits: spec.Limits},
 		fill: func(ctx context.Context, work string) error {
 			if err := git.checkout(ctx, run.Commit, work, work+".index"); err != nil {
 				return err
@@ -545,7 +551,7 @@ func (r *Runner) buildPlan(ctx context.Context, lr *liveRun, run *Run) (*plan, e
 	}, nil
 }
 
-func (r *Runner) runStage(ctx context.Context, lr *liveRun, i int, st Stage, work string, env []string, mask *secrets.Masker, notes []string, log *logrus.Entry) (State, int, string) {
+func (r *Runner) runStage(ctx context.Context, lr *liveRun, i int, st Stage, ws Workspace, mask *secrets.Masker, notes []string, log *logrus.Entry) (State, int, string) {
 	run := copyRunLocked(r, lr)
 	file, err := createStageLog(r.store.logPath(run, st.Name), lr.bell.ring)
 	if err != nil {
@@ -570,7 +576,7 @@ func (r *Runner) runStage(ctx context.Context, lr *liveRun, i int, st Stage, wor
 	}
 	sctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	proc, err := r.cfg.Executor.Start(sctx, Job{Script: st.Run, Dir: work, Env: env, Output: out})
+	proc, err := ws.Start(sctx, Job{Name: st.Name, Script: st.Run, Output: out})
 	if err != nil {
 		fmt.Fprintf(out, "refline: %v\n", err)
 		return Failed, 0, err.Error()

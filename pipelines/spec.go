@@ -68,6 +68,9 @@ type Spec struct {
 	Stages       []Stage       // in file order; never empty
 	Artifact     ArtifactSpec  // what becomes the artifact
 	Environments []Environment // in file order
+	Image        string        // DATA/images/NAME as the jobs' root; "" for the host's (SPEC §9)
+	Network      bool          // build jobs get the host's network
+	Limits       Limits        // per job; zero fields take the server's defaults
 }
 
 // Environment returns the environment called name, and whether there is one.
@@ -214,6 +217,8 @@ type Environment struct {
 	Env   []EnvVar // in file order
 	Run   string   // the deploy script, run in a directory holding the artifact's files
 	Line  int      // the line of the environment's name
+	// Network is the environment's network: nil gives deploys the host's.
+	Network *bool
 }
 
 // Error is one problem in a pipeline file, printed as "file:line: message",
@@ -510,13 +515,13 @@ var (
 )
 
 var (
-	topKeys         = []string{"on", "inputs", "env", "stages", "artifact", "environments"}
+	topKeys         = []string{"on", "inputs", "env", "stages", "artifact", "environments", "image", "network", "limits"}
 	onKeys          = []string{"push", "artifacts"}
 	pushKeys        = []string{"branches", "paths"}
 	inputKeys       = []string{"from", "path"}
 	stageKeys       = []string{"name", "run", "timeout"}
 	artifactKeys    = []string{"paths"}
-	environmentKeys = []string{"auto", "after", "env", "run"}
+	environmentKeys = []string{"auto", "after", "env", "run", "network"}
 )
 
 // parser collects the problems of one file.
@@ -767,6 +772,7 @@ func (p *parser) spec(root *yaml.Node, s *Spec) {
 	if kv, ok := f["environments"]; ok {
 		s.Environments = p.environments(kv.val)
 	}
+	p.isolation(f, s)
 }
 
 type keyValue struct{ key, val *yaml.Node }
@@ -1255,6 +1261,9 @@ func (p *parser) environments(v *yaml.Node) []Environment {
 			n := len(p.errs)
 			e.Env = p.env(a.val, label+": env")
 			ok = ok && len(p.errs) == n
+		}
+		if a, has := f["network"]; has {
+			e.Network, ok = p.envNetwork(a.val, label, ok)
 		}
 		if a, has := f["run"]; !has {
 			p.errorf(kv.key.Line, "%s has no run; add run: with the commands that deploy the artifact", label)

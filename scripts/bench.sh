@@ -15,6 +15,8 @@
 #                and end to end through a pipeline
 #   concurrency  50 concurrent clones and 20 concurrent pushes against
 #                OpenSSH + git-shell: failures, wall time, peak RSS
+#   sandbox      what the sandbox executor adds to a stage against the
+#                local one, alternating in one run (needs bwrap)
 #
 # The Go side of it is cmd/refline-bench. Needs root (it creates a git-shell
 # user and runs a private sshd), Go and git; installs openssh-server/-client
@@ -28,20 +30,26 @@
 #   BENCH_DEPLOYS    deploys: timed deploys per way of deploying (default 20)
 #   BENCH_ART_RUNS   artifacts: timed runs per contender, and end to end (default 5)
 #   BENCH_CONC_RUNS  concurrency: rounds per burst and server (default 5)
+#   BENCH_STAGES     sandbox: timed stages per executor (default 300)
 #   BENCH_SSHD_MAX_STARTUPS  sshd's MaxStartups (default 100:30:200; see below)
+#   BENCH_EXECUTOR   the --executor of the server the job sections drive
+#                    (default sandbox: the builds fetch their files and send
+#                    their timestamps over loopback with network: true, the
+#                    deploys write theirs into a --deploy-path)
 #   BENCH_USER       the git-shell account (default refline-bench)
 #   BENCH_KEEP       set to 1 to keep the scratch directory for inspection
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-SECTIONS=transport,pipelines,deploys,artifacts,concurrency
+SECTIONS=transport,pipelines,deploys,artifacts,concurrency,sandbox
 ONLY=${BENCH_ONLY:-$SECTIONS}
 RUNS=${BENCH_RUNS:-7}
 PUSHES=${BENCH_PUSHES:-60}
 DEPLOYS=${BENCH_DEPLOYS:-20}
 ART_RUNS=${BENCH_ART_RUNS:-5}
 CONC_RUNS=${BENCH_CONC_RUNS:-5}
+STAGES=${BENCH_STAGES:-300}
 BENCH_USER=${BENCH_USER:-refline-bench}
 DOC=$ROOT/docs/BENCHMARKS.md
 GIT_SHELL=/usr/bin/git-shell
@@ -53,14 +61,14 @@ if [ -n "${MAKELEVEL:-}" ]; then
 else
 	COMMAND="./scripts/bench.sh${*:+ $*}"
 fi
-for v in BENCH_SSHD_MAX_STARTUPS BENCH_CONC_RUNS BENCH_ART_RUNS BENCH_DEPLOYS BENCH_PUSHES BENCH_RUNS BENCH_ONLY; do
+for v in BENCH_SSHD_MAX_STARTUPS BENCH_EXECUTOR BENCH_STAGES BENCH_CONC_RUNS BENCH_ART_RUNS BENCH_DEPLOYS BENCH_PUSHES BENCH_RUNS BENCH_ONLY; do
 	[ -n "${!v:-}" ] && COMMAND="$v=${!v} $COMMAND"
 done
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
-for v in RUNS PUSHES DEPLOYS ART_RUNS CONC_RUNS; do
+for v in RUNS PUSHES DEPLOYS ART_RUNS CONC_RUNS STAGES; do
 	case ${!v} in '' | *[!0-9]* | 0) die "BENCH_$v must be a positive number, not '${!v}'" ;; esac
 done
 IFS=, read -ra only <<<"$ONLY"
@@ -152,6 +160,7 @@ command -v git >/dev/null && [ -x "$GIT_SHELL" ] || need+=(git)
 [ -x "$SSHD" ] || need+=(openssh-server)
 command -v ssh >/dev/null && command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v useradd >/dev/null || need+=(passwd)
+command -v bwrap >/dev/null || need+=(bubblewrap)
 if [ ${#need[@]} -gt 0 ]; then
 	log "installing ${need[*]}"
 	# Keep the package's own sshd from starting on 0.0.0.0:22 (the usual
@@ -219,6 +228,7 @@ wait_for() { # seconds description command...: poll until the command succeeds
 # --- refline -----------------------------------------------------------------
 DATA=$WORK/refline-data
 "$WORK/bin/refline" serve --data "$DATA" --ssh-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
+	--executor "${BENCH_EXECUTOR:-sandbox}" --deploy-path "$WORK/client/deploy-stamps" \
 	--admin-key "$KEY.pub" >"$WORK/refline.log" 2>&1 &
 REFLINE_PID=$!
 refline_ready() {
@@ -347,7 +357,8 @@ fi
 if want pipelines; then
 	log "pipelines: $PUSHES pushes per contender, plus a warm-up"
 	step 20m "$BENCH" pipelines -pushes "$PUSHES" -work "$WORK/client" -command "$COMMAND" "${REFLINE[@]}" \
-		-openssh-url "$OPENSSH_URL" -openssh-home "$WORK/home" -openssh-user "$BENCH_USER" -out "$WORK/pipelines.md"
+		-openssh-url "$OPENSSH_URL" -openssh-home "$WORK/home" -openssh-user "$BENCH_USER" -out "$WORK/pipelines.md" \
+		-executor "${BENCH_EXECUTOR:-sandbox}"
 	write_section pipelines "## Pipelines"
 fi
 
@@ -376,4 +387,10 @@ if want concurrency; then
 		"${SERVERS[@]}" -sshd-note "$SSHD_NOTE" \
 		-out "$WORK/concurrency.md"
 	write_section concurrency "## Concurrency"
+fi
+
+if want sandbox; then
+	log "sandbox: $STAGES stages per executor, alternating, plus a warm-up"
+	step 20m "$BENCH" sandbox -stages "$STAGES" -work "$WORK" -command "$COMMAND" -out "$WORK/sandbox.md"
+	write_section sandbox "## Sandbox"
 fi

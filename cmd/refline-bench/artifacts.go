@@ -1,6 +1,8 @@
 package main
 
 import (
+	"archive/tar"
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -8,7 +10,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -276,7 +280,7 @@ func benchArtifacts(c artifactsConfig) error {
 	w("- **Runs**: %d timed runs per contender after one warm-up, alternating (and reversing the order every other run); median wall time. Each run starts from a fresh repository (`git init`, not timed) with the files in the page cache. All three recorded the same tree, %s.\n", c.runs, trees[0][:12])
 	w("- **CPU**: user + system time; refline's is this process's own and its `git update-ref` child's (`getrusage`, including the Go runtime's garbage collection); git's is the `git add` and `git commit` processes'. refline writes blobs on up to min(GOMAXPROCS, 8) = %d goroutines; `git add` hashes and compresses on one thread. Both write one zlib-compressed loose object per file, and neither fsyncs them (git's default `core.fsync` leaves loose objects out).\n", min(runtime.GOMAXPROCS(0), 8))
 	if c.withE2E {
-		w("\nEnd to end: a refline pipeline whose one stage copies %d new files of %s (%s, fresh random content every run) into `out/` and then runs `date +%%s%%N`, with `artifact: {paths: [out/]}`. From the stage's last line to `refs/artifacts/big` moving (the loose ref's mtime), %d runs after one warm-up:\n\n", c.files, sizeString(int64(c.size)), sizeString(total), c.e2eRuns)
+		w("\nEnd to end: a refline pipeline whose one stage fetches (as a tar over loopback: a sandboxed build sees no host file) %d new files of %s (%s, fresh random content every run) into `out/` and then runs `date +%%s%%N`, with `artifact: {paths: [out/]}`. From the stage's last line to `refs/artifacts/big` moving (the loose ref's mtime), %d runs after one warm-up:\n\n", c.files, sizeString(int64(c.size)), sizeString(total), c.e2eRuns)
 		w("| interval | median | max |\n|---|---:|---:|\n")
 		w("| stage's `date` → `refs/artifacts/big` moved | %s | %s |\n", ms(median(e2e.stampToRef)), ms(maxDuration(e2e.stampToRef)))
 		w("| stage ended (its `finished` in run.json) → `refs/artifacts/big` moved | %s | %s |\n", ms(median(e2e.stageToRef)), ms(maxDuration(e2e.stageToRef)))
@@ -298,6 +302,60 @@ type e2eResult struct {
 	stampToRef, stageToRef, refToRecord []time.Duration
 }
 
+// tarServer answers a line "N" with a tar of root/N/files (as "files/…").
+func tarServer(root string) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				line, err := bufio.NewReader(conn).ReadString('\n')
+				if err != nil || strings.Contains(line, "/") || strings.Contains(line, "..") {
+					return
+				}
+				dir := filepath.Join(root, strings.TrimSpace(line))
+				tw := tar.NewWriter(conn)
+				_ = filepath.WalkDir(filepath.Join(dir, "files"), func(p string, d fs.DirEntry, err error) error {
+					if err != nil {
+						return err
+					}
+					fi, err := d.Info()
+					if err != nil {
+						return err
+					}
+					h, err := tar.FileInfoHeader(fi, "")
+					if err != nil {
+						return err
+					}
+					rel, _ := filepath.Rel(dir, p)
+					h.Name = filepath.ToSlash(rel)
+					if err := tw.WriteHeader(h); err != nil {
+						return err
+					}
+					if d.Type().IsRegular() {
+						b, err := os.ReadFile(p)
+						if err != nil {
+							return err
+						}
+						_, err = tw.Write(b)
+						return err
+					}
+					return nil
+				})
+				_ = tw.Close()
+			}()
+		}
+	}()
+	return ln.Addr().String(), nil
+}
+
 // artifactEndToEnd pushes to a refline repository whose pipeline copies a
 // fresh directory of files into out/ and records it as its artifact.
 func artifactEndToEnd(c artifactsConfig, root string) (e2eResult, error) {
@@ -311,16 +369,29 @@ func artifactEndToEnd(c artifactsConfig, root string) (e2eResult, error) {
 		}
 	}
 	defer os.RemoveAll(src)
+	// A sandboxed build sees no host file: it fetches this run's files as
+	// a tar over loopback and sends its stamp back (network: true).
+	stampAddr, err := stampServer(c.work)
+	if err != nil {
+		return res, err
+	}
+	filesAddr, err := tarServer(src)
+	if err != nil {
+		return res, err
+	}
+	tcp := func(addr string) string { return "/dev/tcp/" + strings.Replace(addr, ":", "/", 1) }
 	pipeline := fmt.Sprintf(`# The benchmark's big artifact: the build's output is a directory of files
-# made for this run (named in build.txt).
+# made for this run (named in build.txt), fetched from the benchmark.
+network: true
 stages:
   - name: build
     run: |
-      cp -R "%s/$(cat build.txt)/files" out
-      date +%%s%%N > %s/$REFLINE_COMMIT
+      bash -c 'exec 3<>%s; cat build.txt >&3; tar -x -f - <&3'
+      mv files out
+      s=$(date +%%s%%N); bash -c "echo artifact-stamps/$REFLINE_COMMIT $s > %s"
 artifact:
   paths: [out/]
-`, src, stamps)
+`, tcp(filesAddr), tcp(stampAddr))
 	client, err := newClientRepo(filepath.Join(c.work, "artifact-client"), c.rl.repoURL(repo),
 		map[string]string{"build.txt": "0\n", ".refline/pipelines/big.yml": pipeline})
 	if err != nil {

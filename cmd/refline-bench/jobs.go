@@ -7,8 +7,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -394,6 +396,8 @@ type pipelinesConfig struct {
 	// The OpenSSH + git-shell baseline (optional): a post-receive hook that
 	// checks the commit out and runs the same first stage.
 	sshURL, sshHome, sshUser string
+	// executor is the server's --executor, for the report.
+	executor string
 }
 
 func pipelinesMain(args []string) error {
@@ -405,6 +409,7 @@ func pipelinesMain(args []string) error {
 	fs.IntVar(&c.warmup, "warmup", 3, "untimed pushes per contender first")
 	fs.StringVar(&c.command, "command", "./scripts/bench.sh", "the command line to record in the report")
 	fs.StringVar(&c.out, "out", "", "write the markdown section here")
+	fs.StringVar(&c.executor, "executor", "sandbox", "the server's --executor, for the report")
 	fs.StringVar(&c.sshURL, "openssh-url", "", "OpenSSH URL prefix (ssh://USER@127.0.0.1:PORT) for the post-receive hook baseline; empty skips it")
 	fs.StringVar(&c.sshHome, "openssh-home", "", "the git-shell user's home, where its repositories live")
 	fs.StringVar(&c.sshUser, "openssh-user", "", "the git-shell user")
@@ -418,6 +423,34 @@ func pipelinesMain(args []string) error {
 		return errors.New("missing flags; see -h")
 	}
 	return benchPipelines(c)
+}
+
+// stampServer accepts "NAME/COMMIT NANOSECONDS" lines from sandboxed
+// stages and writes each into work/NAME/COMMIT, for waitStamp. It returns
+// its address.
+func stampServer(work string) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				b, _ := io.ReadAll(io.LimitReader(conn, 1024))
+				f := strings.Fields(string(b))
+				if len(f) != 2 || strings.Contains(f[0], "..") {
+					return
+				}
+				_ = os.WriteFile(filepath.Join(work, f[0]), []byte(f[1]+"\n"), 0o644)
+			}()
+		}
+	}()
+	return ln.Addr().String(), nil
 }
 
 // pushContender is one kind of push in the pipelines loop.
@@ -450,18 +483,26 @@ func benchPipelines(c pipelinesConfig) error {
 	}
 	// files is the repository of a refline contender whose pipeline's first
 	// stage writes into stamps.
+	// A sandboxed stage cannot write into the host's stamps directory:
+	// it has the network (network: true) and sends its stamp to
+	// stampServer, which writes the file. The time is taken first.
+	stampAddr, err := stampServer(c.work)
+	if err != nil {
+		return err
+	}
 	files := func(stamps string) map[string]string {
 		return map[string]string{
 			"README.md":       "A small repository for the pipeline benchmark.\n",
 			"app/version.txt": "0\n",
 			"app/main.sh":     "#!/bin/sh\necho hello\n",
 			".refline/pipelines/web.yml": fmt.Sprintf(`# The benchmark's pipeline: its first stage only records when it started.
+network: true
 stages:
   - name: start
-    run: date +%%s%%N > %s/$REFLINE_COMMIT
+    run: s=$(date +%%s%%N); bash -c "echo %s/$REFLINE_COMMIT $s > /dev/tcp/%s"
 artifact:
   paths: [app/]
-`, stamps),
+`, filepath.Base(stamps), strings.Replace(stampAddr, ":", "/", 1)),
 		}
 	}
 	plainFiles := files("")
@@ -755,7 +796,7 @@ func reportPipelines(c pipelinesConfig, r pipelineResults) error {
 	var doc bytes.Buffer
 	w := func(format string, args ...any) { fmt.Fprintf(&doc, format, args...) }
 	w("## Pipelines\n\n")
-	w("How soon a push starts its pipeline, and what pipeline files cost a push. refline runs the pipeline of `.refline/pipelines/web.yml` in a small repository (4 files); its first stage is `date +%%s%%N > STAMPS/$REFLINE_COMMIT`, so the time measured ends when a process of the pipeline's own has run. ")
+	w("How soon a push starts its pipeline, and what pipeline files cost a push. refline runs the pipeline of `.refline/pipelines/web.yml` in a small repository (4 files); its first stage takes `date +%%s%%N` and sends it to the benchmark (the stage has `network: true`: a sandboxed job cannot write into the host's files), so the time measured ends when a process of the pipeline's own has run; the server runs with `--executor %s`. ", c.executor)
 	if r.hook != nil {
 		w("Beside it, the setup refline replaces: OpenSSH + `git-shell` with a `post-receive` hook that checks the pushed commit out into a fresh directory (`git read-tree -u`, as refline does) and runs the same stage, inside the push.")
 	}
@@ -848,7 +889,12 @@ type deployWay struct {
 }
 
 func benchDeploys(c deploysConfig) error {
-	stamp := filepath.Join(c.work, "deploy-stamp")
+	// The deploy writes its stamp in a directory of its own, which the
+	// server allows deploys to write (--deploy-path).
+	stamp := filepath.Join(c.work, "deploy-stamps", "stamp")
+	if err := os.MkdirAll(filepath.Dir(stamp), 0o755); err != nil {
+		return err
+	}
 	const repo = "bench-deploy"
 	files := map[string]string{
 		"deploy.sh":   fmt.Sprintf("#!/bin/sh\ndate +%%s%%N > %s\n# what a deploy would do next: put the files in place\ntest -s version.txt\n", stamp),

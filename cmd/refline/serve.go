@@ -43,6 +43,13 @@ type serveFlags struct {
 	logFormat  string
 	logLevel   string
 	grace      time.Duration
+	// Job isolation (SPEC §9).
+	executor    string
+	deployPaths multiFlag
+	jobMemory   string
+	jobPids     int
+	jobDisk     string
+	jobLimits   pipelines.Limits
 }
 
 type multiFlag []string
@@ -64,6 +71,11 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&f.grace, "grace", 30*time.Second, "how long running jobs and sessions may finish on shutdown")
+	fs.StringVar(&f.executor, "executor", "sandbox", "sandbox (each job isolated with bubblewrap) or local (no isolation)")
+	fs.Var(&f.deployPaths, "deploy-path", "a host directory deploy jobs see read-write at the same path; repeatable")
+	fs.StringVar(&f.jobMemory, "job-memory", "", "each job's memory: the default and the cap for limits: memory (e.g. 2G; empty: none)")
+	fs.IntVar(&f.jobPids, "job-pids", 4096, "each job's processes: the default and the cap for limits: pids (0: none)")
+	fs.StringVar(&f.jobDisk, "job-disk", "", "each job's largest file and /tmp: the default and the cap for limits: disk (e.g. 10G; empty: none)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -83,6 +95,9 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 		if fl.Name == "admin-key" {
 			vals = strings.Split(strings.TrimSpace(v), "\n")
 		}
+		if fl.Name == "deploy-path" {
+			vals = filepath.SplitList(v)
+		}
 		for _, val := range vals {
 			if err := fs.Set(fl.Name, val); err != nil && envErr == nil {
 				envErr = fmt.Errorf("%s=%q: %w", key, v, err)
@@ -98,6 +113,39 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	if f.maxJobs < 1 {
 		return nil, fmt.Errorf("--max-jobs must be at least 1")
 	}
+	if f.executor != "sandbox" && f.executor != "local" {
+		return nil, fmt.Errorf("--executor must be sandbox or local, not %q", f.executor)
+	}
+	for i, p := range f.deployPaths {
+		if !filepath.IsAbs(p) {
+			abs, err := filepath.Abs(p)
+			if err != nil {
+				return nil, fmt.Errorf("--deploy-path %s: %w", p, err)
+			}
+			f.deployPaths[i] = abs
+		}
+		f.deployPaths[i] = filepath.Clean(f.deployPaths[i])
+		if f.deployPaths[i] == "/" {
+			return nil, fmt.Errorf("--deploy-path / would give deploys the whole host; name the directories they write to")
+		}
+	}
+	for _, l := range []struct {
+		flag, v string
+		dst     *int64
+	}{{"job-memory", f.jobMemory, &f.jobLimits.Memory}, {"job-disk", f.jobDisk, &f.jobLimits.Disk}} {
+		if l.v == "" || l.v == "0" {
+			continue
+		}
+		n, err := pipelines.ParseSize(l.v)
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %w", l.flag, err)
+		}
+		*l.dst = n
+	}
+	if f.jobPids < 0 {
+		return nil, fmt.Errorf("--job-pids must be 0 (no limit) or more")
+	}
+	f.jobLimits.Pids = f.jobPids
 	return f, nil
 }
 
@@ -202,10 +250,14 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 	// The server's own ref writes carry a session token of their own; for
 	// the refs only the server writes, the hook is skipped altogether.
 	serverToken, _ := sessions.Register(hooks.Session{Source: hooks.SourceServer, User: "refline"})
+	executor, err := newExecutor(f, data, log)
+	if err != nil {
+		return err
+	}
 	runner, err := pipelines.New(pipelines.Config{
 		DataDir:    data,
 		Repos:      store,
-		Executor:   pipelines.Local{},
+		Executor:   executor,
 		MaxJobs:    f.maxJobs,
 		Signer:     signer,
 		Updater:    refs.Updater{Env: []string{hooks.TokenEnv + "=" + serverToken, hooks.SkipTxEnv + "=1"}},
@@ -265,6 +317,7 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 		Registerer: reg,
 		Pipelines:  runner,
 		LogsHint:   logsHint,
+		ImagesDir:  filepath.Join(data, "images"),
 	})
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -327,8 +380,42 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 	defer scancel()
 	_ = httpSrv.Shutdown(sctx)
 	<-runnerDone
+	if c, ok := executor.(interface{ Close() }); ok {
+		c.Close()
+	}
 	stopHooks()
 	return runErr
+}
+
+// newExecutor builds the executor --executor names. The sandbox fails
+// closed: without a usable bubblewrap the server starts, says so, and every
+// run fails saying what to install.
+func newExecutor(f *serveFlags, data string, log *logrus.Entry) (pipelines.Executor, error) {
+	if f.executor == "local" {
+		log.Warn("--executor local: jobs run as the server's own user with no isolation; any pipeline can read the server's keys and take it over. Use it only on a machine where every pusher is trusted.")
+		return pipelines.Local{}, nil
+	}
+	for _, p := range f.deployPaths {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			return nil, fmt.Errorf("--deploy-path %s: %w", p, err)
+		}
+	}
+	sb := pipelines.NewSandbox(pipelines.SandboxConfig{
+		DataDir:     data,
+		DeployPaths: f.deployPaths,
+		Limits:      f.jobLimits,
+		Logger:      log.WithField("component", "sandbox"),
+	})
+	if err := sb.Usable(); err != nil {
+		log.WithError(err).Error("jobs cannot run: every run will fail until the sandbox is usable")
+		return sb, nil
+	}
+	fields := logrus.Fields{"limits": sb.LimitsBy(), "deploy_paths": strings.Join(f.deployPaths, ",")}
+	if sb.LimitsBy() == "rlimits" && os.Geteuid() == 0 && f.jobLimits.Pids > 0 {
+		log.WithFields(fields).Warn("no writable cgroup hierarchy and the server runs as root: the pids limit (RLIMIT_NPROC) does not bind jobs mapped to root")
+	}
+	log.WithFields(fields).Info("jobs run in a sandbox")
+	return sb, nil
 }
 
 // writeAddr records a listening address for tools and tests that start the
