@@ -41,13 +41,28 @@
 // checkouts (read-tree -u), and all ref writes (update-ref, under git's locks
 // and the reference-transaction hook) use the binary too.
 //
-// go-git (package refs, and the deploy and artifact readers in pipelines)
-// reads and writes the server's own objects in process: it encodes the trees
-// and commits of artifacts and runs, whose exact bytes are the payload of
-// their SSH signatures (refs.Signer, refs.VerifyCommit); it resolves refs
-// and walks the artifact, run and deploy chains without a process per commit.
-// That is what go-git's modules are kept for; switching those working reads
-// to the binary would cost a fork per commit and gain nothing.
+// go-git reads and writes the server's own objects in process, and that is
+// what its modules (15 linked into refline, go-git's own dependencies:
+// go-billy, gcfg, sha1cd, go-crypto, …) are kept for:
+//
+//   - encoding: refs.WriteTree and refs.WriteSignedCommit build the trees
+//     and commits of artifacts and runs with go-git's encoders; the exact
+//     bytes of a commit without its signature are the payload refs.Signer
+//     signs and refs.VerifyCommit checks, so encoding and verifying must be
+//     the same code (refs/sign.go, refs/commit.go; blobs go through refs'
+//     own loose writer, refs/loose.go);
+//   - reading the server's chains: refs.Resolve and Updater.Append resolve
+//     refs and check parents, refs.Chain and the deploy controller
+//     (pipelines/deploy.go) walk the artifact, run and deploy chains,
+//     without a process per commit;
+//   - plumbing.Hash and object.Signature are the types of refs' API.
+//
+// The binary would need a hand-written commit encoder to sign, and a process
+// per step to walk; these working reads stay on go-git. Most of the linked
+// modules come with parts refline does not call: the root package's remotes
+// and transports (ssh_config, knownhosts, ssh-agent, mergo, groupcache) and
+// plumbing/object's OpenPGP verification and diffs (go-crypto, circl,
+// go-diff).
 //
 // # Not here
 //
