@@ -20,7 +20,7 @@
 //
 // # The binary
 //
-// The binary is "git" found in the server's PATH, the same PATH every child
+// The binary is Bin, "git" found in the server's PATH, the same PATH every child
 // gets, so the git that runs the transport, its hooks' git and the server's
 // own calls are one git. Put the wanted git first in PATH to choose it.
 //
@@ -86,6 +86,9 @@ import (
 	"time"
 )
 
+// Bin is the git binary, looked up in PATH (see the package comment).
+const Bin = "git"
+
 // StopGrace bounds how long a git child may take to exit after its context
 // is done and it was sent SIGTERM; it is killed after that.
 const StopGrace = 5 * time.Second
@@ -119,7 +122,7 @@ func (r Repo) Command(ctx context.Context, args ...string) *exec.Cmd {
 	if r.GitDir != "" {
 		args = append([]string{"--git-dir=" + r.GitDir}, args...)
 	}
-	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd := exec.CommandContext(ctx, Bin, args...)
 	cmd.Env = Env(r.Env...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = StopGrace
@@ -136,7 +139,7 @@ func (r Repo) Transport(ctx context.Context, args ...string) *exec.Cmd {
 	if r.GitDir != "" {
 		args = append([]string{"--git-dir=" + r.GitDir}, args...)
 	}
-	cmd := exec.CommandContext(context.WithoutCancel(ctx), "git", args...)
+	cmd := exec.CommandContext(context.WithoutCancel(ctx), Bin, args...)
 	cmd.Env = Env(r.Env...)
 	return cmd
 }
