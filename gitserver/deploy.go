@@ -1,10 +1,11 @@
 package gitserver
 
 import (
+	"context"
 	"fmt"
-	"os/exec"
 	"strings"
 
+	"github.com/refline/refline/gitcmd"
 	"github.com/refline/refline/refs"
 )
 
@@ -30,11 +31,11 @@ func (s *Server) cmdDeploy(c *Call) error {
 	var err error
 	switch {
 	case c.Rev != "":
-		target, err = s.resolveRev(repo, pipeline, c.Rev)
+		target, err = s.resolveRev(c.Ctx, repo, pipeline, c.Rev)
 	case rollback:
 		target, err = s.cfg.Pipelines.RollbackTarget(repo, pipeline, env)
 	default:
-		target, err = s.resolveRev(repo, pipeline, refs.ArtifactRef(pipeline))
+		target, err = s.resolveRev(c.Ctx, repo, pipeline, refs.ArtifactRef(pipeline))
 		if err != nil {
 			err = fmt.Errorf("%s has no artifact yet", pipeline)
 		}
@@ -58,7 +59,7 @@ func (s *Server) cmdDeploy(c *Call) error {
 
 // resolveRev turns what a user typed (a full or abbreviated id,
 // "refs/artifacts/web~2", "web" for the newest artifact, "web~1") into a commit id with git's own rules.
-func (s *Server) resolveRev(repo, pipeline, rev string) (string, error) {
+func (s *Server) resolveRev(ctx context.Context, repo, pipeline, rev string) (string, error) {
 	if strings.HasPrefix(rev, "-") {
 		return "", fmt.Errorf("invalid revision %q", rev)
 	}
@@ -69,9 +70,7 @@ func (s *Server) resolveRev(repo, pipeline, rev string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.Command(s.cfg.Repos.gitBin(), "--git-dir="+gitDir, "rev-parse", "--verify", "--quiet", "--end-of-options", rev+"^{commit}")
-	cmd.Env = GitEnv()
-	out, err := cmd.Output()
+	out, err := gitcmd.Repo{GitDir: gitDir}.Output(ctx, "rev-parse", "--verify", "--quiet", "--end-of-options", rev+"^{commit}")
 	if err != nil {
 		return "", fmt.Errorf("unknown revision %q", rev)
 	}

@@ -22,6 +22,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/refline/refline/access"
+	"github.com/refline/refline/gitcmd"
 	"github.com/refline/refline/hooks"
 )
 
@@ -272,8 +273,7 @@ func (s *Server) serveGit(sess ssh.Session, log *logrus.Entry, user access.User,
 		}
 	}
 
-	cmd := exec.Command(s.cfg.Repos.gitBin(), service, s.cfg.Repos.Path(name))
-	cmd.Env = GitEnv(env...)
+	cmd := gitcmd.Repo{Env: env}.Transport(sess.Context(), service, s.cfg.Repos.Path(name))
 	cmd.Dir = s.cfg.Repos.Path(name)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Stdin = countingReader{sess, s.metrics.bytes.WithLabelValues("in")}

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/refline/refline/gitcmd"
 	"github.com/refline/refline/names"
 )
 
@@ -37,7 +37,6 @@ func CleanName(raw string) (string, error) { return names.CleanRepo(raw) }
 type Store struct {
 	Root     string // absolute
 	HooksDir string // written into each repository as core.hooksPath
-	Git      string // git binary
 }
 
 // Dir is the bare repository directory of name, or an error for a name
@@ -112,7 +111,7 @@ func (s *Store) Create(ctx context.Context, name, deployBranch string) error {
 		return fmt.Errorf("create %s: %w", name, err)
 	}
 	defer os.RemoveAll(tmp)
-	if err := s.git(ctx, "", "init", "--quiet", "--bare", "--initial-branch="+deployBranch, tmp); err != nil {
+	if err := (gitcmd.Repo{}).Run(ctx, "init", "--quiet", "--bare", "--initial-branch="+deployBranch, tmp); err != nil {
 		return fmt.Errorf("create %s: %w", name, err)
 	}
 	if err := s.configure(ctx, tmp, deployBranch); err != nil {
@@ -150,7 +149,7 @@ func (s *Store) configure(ctx context.Context, gitDir, deployBranch string) erro
 		settings = append(settings, [2]string{"refline.deployBranch", deployBranch})
 	}
 	for _, kv := range settings {
-		if err := s.git(ctx, gitDir, "config", kv[0], kv[1]); err != nil {
+		if err := (gitcmd.Repo{GitDir: gitDir}).Run(ctx, "config", kv[0], kv[1]); err != nil {
 			return err
 		}
 	}
@@ -185,7 +184,7 @@ func (s *Store) DeployBranch(ctx context.Context, name string) string {
 	if err != nil {
 		return "master"
 	}
-	out, err := exec.CommandContext(ctx, s.gitBin(), "--git-dir="+dir, "config", "--get", "refline.deployBranch").Output()
+	out, err := gitcmd.Repo{GitDir: dir}.Output(ctx, "config", "--get", "refline.deployBranch")
 	if b := strings.TrimSpace(string(out)); err == nil && b != "" {
 		return b
 	}
@@ -248,39 +247,4 @@ func (s *Store) List() ([]string, error) {
 	}
 	sort.Strings(names)
 	return names, nil
-}
-
-func (s *Store) gitBin() string {
-	if s.Git != "" {
-		return s.Git
-	}
-	return "git"
-}
-
-func (s *Store) git(ctx context.Context, gitDir string, args ...string) error {
-	if gitDir != "" {
-		args = append([]string{"--git-dir=" + gitDir}, args...)
-	}
-	cmd := exec.CommandContext(ctx, s.gitBin(), args...)
-	cmd.Env = GitEnv()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("git %s: %w: %s", args[0], err, strings.TrimSpace(string(out)))
-	}
-	return nil
-}
-
-// GitEnv is the whole environment of every git process the server starts:
-// nothing from the server's own environment beyond what git needs to run,
-// and nothing from any client.
-func GitEnv(extra ...string) []string {
-	env := []string{"PATH=" + os.Getenv("PATH")}
-	// HOME for git's own config; GORACE so that a race-enabled build
-	// (the tests) can tune the detector in the hook processes too.
-	for _, k := range []string{"HOME", "GORACE"} {
-		if v := os.Getenv(k); v != "" {
-			env = append(env, k+"="+v)
-		}
-	}
-	return append(env, extra...)
 }

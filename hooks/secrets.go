@@ -1,13 +1,11 @@
 package hooks
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -296,10 +294,6 @@ type treeEntry struct {
 	size                int64 // -1 for entries that are not blobs
 }
 
-func (g secretsGit) cmd(ctx context.Context, args ...string) *exec.Cmd {
-	return gitcmd.Repo{GitDir: g.gitDir, Env: g.env}.Command(ctx, args...)
-}
-
 func (g secretsGit) output(ctx context.Context, args ...string) ([]byte, error) {
 	return gitcmd.Repo{GitDir: g.gitDir, Env: g.env}.Output(ctx, args...)
 }
@@ -341,49 +335,28 @@ func (g secretsGit) blobs(ctx context.Context, ents []treeEntry) (_ [][]byte, er
 	if len(ents) == 0 {
 		return nil, nil
 	}
-	var in bytes.Buffer
-	for _, e := range ents {
-		in.WriteString(e.id + "\n")
-	}
-	cmd := g.cmd(ctx, "cat-file", "--batch")
-	cmd.Stdin = &in
-	stdout, err := cmd.StdoutPipe()
+	objs, err := gitcmd.Repo{GitDir: g.gitDir, Env: g.env}.Objects(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
 	defer func() {
-		if err != nil {
-			// git may be blocked writing what is left unread.
-			cmd.Process.Kill()
-			cmd.Wait()
+		if cerr := objs.Close(); cerr != nil && err == nil {
+			err = cerr
 		}
 	}()
-	br := bufio.NewReader(stdout)
 	out := make([][]byte, len(ents))
 	for i, e := range ents {
-		hdr, err := br.ReadString('\n')
+		obj, ok, err := objs.Read(e.id, e.size)
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", e.path, err)
 		}
-		f := strings.Fields(hdr)
-		if len(f) != 3 || f[1] != "blob" {
-			return nil, fmt.Errorf("read %s: %s", e.path, strings.TrimSpace(hdr))
+		if !ok || obj.Type != "blob" {
+			return nil, fmt.Errorf("read %s: %s is not a blob", e.path, e.id)
 		}
-		size, err := strconv.ParseInt(f[2], 10, 64)
-		if err != nil || size != e.size {
-			return nil, fmt.Errorf("read %s: unexpected size in %q", e.path, strings.TrimSpace(hdr))
+		if obj.Size != e.size {
+			return nil, fmt.Errorf("read %s: unexpected size %d of %s", e.path, obj.Size, e.id)
 		}
-		data := make([]byte, size+1) // content + LF
-		if _, err := io.ReadFull(br, data); err != nil {
-			return nil, fmt.Errorf("read %s: %w", e.path, err)
-		}
-		out[i] = data[:size]
-	}
-	if err := cmd.Wait(); err != nil {
-		return nil, fmt.Errorf("git cat-file: %w", err)
+		out[i] = obj.Data
 	}
 	return out, nil
 }

@@ -1,15 +1,12 @@
 package pipelines
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 
 	"github.com/refline/refline/gitcmd"
@@ -43,59 +40,25 @@ func (g gitReader) pipelineFiles(ctx context.Context, commit string) (map[string
 // read returns commit's subject and its pipeline files, with a single
 // `git cat-file --batch` process: this is on the path of every push.
 func (g gitReader) read(ctx context.Context, commit string) (subject string, files map[string][]byte, err error) {
-	cmd := g.cmd(ctx, "cat-file", "--batch")
-	stdin, err := cmd.StdinPipe()
+	objs, err := gitcmd.Repo{GitDir: g.gitDir, Env: g.env}.Objects(ctx)
 	if err != nil {
 		return "", nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return "", nil, err
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("git cat-file: %w", err)
 	}
 	defer func() {
-		stdin.Close()
-		if werr := cmd.Wait(); werr != nil && err == nil {
-			err = fmt.Errorf("git cat-file: %w: %s", werr, strings.TrimSpace(stderr.String()))
+		if cerr := objs.Close(); cerr != nil && err == nil {
+			err = cerr
 		}
 	}()
-	br := bufio.NewReader(stdout)
-	// ask sends one request and reads the object's type and content; a
-	// missing object is ("", nil, nil). Content beyond limit is dropped.
+	// ask reads one object's type and content; a missing object is
+	// ("", nil, nil). Content beyond limit is dropped.
 	hashLen := 20
 	ask := func(req string, limit int64) (string, []byte, error) {
-		if _, err := io.WriteString(stdin, req+"\n"); err != nil {
+		obj, ok, err := objs.Read(req, limit)
+		if err != nil || !ok {
 			return "", nil, err
 		}
-		hdr, err := br.ReadString('\n')
-		if err != nil {
-			return "", nil, fmt.Errorf("read %s: %w", req, err)
-		}
-		f := strings.Fields(hdr)
-		if len(f) == 2 && f[1] == "missing" {
-			return "", nil, nil
-		}
-		if len(f) != 3 {
-			return "", nil, fmt.Errorf("read %s: %s", req, strings.TrimSpace(hdr))
-		}
-		hashLen = len(f[0]) / 2 // SHA-1 or SHA-256, as the repository says
-		size, err := strconv.ParseInt(f[2], 10, 64)
-		if err != nil {
-			return "", nil, fmt.Errorf("read %s: %s", req, strings.TrimSpace(hdr))
-		}
-		keep := min(size, limit)
-		data := make([]byte, keep)
-		if _, err := io.ReadFull(br, data); err != nil {
-			return "", nil, err
-		}
-		if _, err := io.CopyN(io.Discard, br, size-keep+1); err != nil { // the rest + LF
-			return "", nil, err
-		}
-		return f[1], data, nil
+		hashLen = len(obj.ID) / 2 // SHA-1 or SHA-256, as the repository says
+		return obj.Type, obj.Data, nil
 	}
 
 	typ, data, err := ask(commit+"^{commit}", 1<<20)

@@ -6,16 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"os/exec"
 	"regexp"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/refline/refline/gitcmd"
 )
 
 // Sentinel errors of Apply and Append. They are wrapped, with the ref and
@@ -46,18 +45,10 @@ type Update struct {
 // Updater moves refs by running git, so that git's ref locks and the
 // repository's reference-transaction hook apply to the server's writes.
 type Updater struct {
-	// Git is the git binary; "git" (looked up in PATH) when empty.
-	Git string
-	// Env is added to the git child's environment, after PATH and HOME;
-	// it is how the hook learns that the server is the writer.
+	// Env is added to the git child's environment (gitcmd.Env); it is how
+	// the hook learns that the server is the writer.
 	Env []string
 }
-
-// stopGrace bounds how long Apply waits for git to exit after ctx is done
-// and git was asked to stop (SIGTERM lets git remove its lock files; a
-// SIGKILL would leave them behind and block the ref until someone removes
-// them by hand).
-const stopGrace = 5 * time.Second
 
 // Apply performs updates as one all-or-nothing transaction with
 // `git update-ref --stdin -z` (start, one verified update each, prepare,
@@ -68,10 +59,12 @@ const stopGrace = 5 * time.Second
 // reference-transaction hook refused, and otherwise an error holding git's
 // message. In every error case no ref was changed.
 //
-// The git child sees only PATH and HOME of this process, then u.Env, then
-// LC_ALL=C (git's messages must be in English to be classified). Cancelling
-// ctx stops git with SIGTERM, so that it removes its lock files; the error
-// then wraps ctx.Err(), and whether the refs moved is unknown: re-read them.
+// The git child's environment is gitcmd.Env(u.Env...), whose LC_ALL=C keeps
+// git's messages in English so that they can be classified. Cancelling ctx
+// stops git with SIGTERM, so that it removes its lock files (a SIGKILL would
+// leave them behind and block the ref until someone removes them by hand);
+// the error then wraps ctx.Err(), and whether the refs moved is unknown:
+// re-read them.
 func (u Updater) Apply(ctx context.Context, gitDir string, updates ...Update) error {
 	if len(updates) == 0 {
 		return nil
@@ -95,7 +88,7 @@ func (u Updater) Apply(ctx context.Context, gitDir string, updates ...Update) er
 	in.WriteString("prepare\x00commit\x00")
 
 	var stderr bytes.Buffer
-	cmd := u.command(ctx, gitDir, "update-ref", "--stdin", "-z")
+	cmd := gitcmd.Repo{GitDir: gitDir, Env: u.Env}.Command(ctx, "update-ref", "--stdin", "-z")
 	cmd.Stdin = &in
 	cmd.Stderr = &stderr // stdout only echoes "start: ok" and friends
 	if err := cmd.Run(); err != nil {
@@ -105,32 +98,6 @@ func (u Updater) Apply(ctx context.Context, gitDir string, updates ...Update) er
 		return classify(updates, stderr.String(), err)
 	}
 	return nil
-}
-
-func (u Updater) command(ctx context.Context, gitDir string, args ...string) *exec.Cmd {
-	bin := u.Git
-	if bin == "" {
-		bin = "git"
-	}
-	cmd := exec.CommandContext(ctx, bin, append([]string{"--git-dir=" + gitDir}, args...)...)
-	cmd.Env = childEnv(u.Env)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = stopGrace
-	return cmd
-}
-
-// childEnv is the environment of a git child: nothing of this process but
-// PATH and HOME, so that neither the server's environment nor a client's
-// (GIT_DIR, GIT_OBJECT_DIRECTORY, GIT_CONFIG_*, …) reaches git or its hooks.
-func childEnv(extra []string) []string {
-	env := make([]string, 0, len(extra)+3)
-	for _, k := range []string{"PATH", "HOME"} {
-		if v, ok := os.LookupEnv(k); ok {
-			env = append(env, k+"="+v)
-		}
-	}
-	env = append(env, extra...)
-	return append(env, "LC_ALL=C")
 }
 
 var lockedRef = regexp.MustCompile(`cannot lock ref '([^']*)'`)

@@ -27,6 +27,7 @@ import (
 
 	"github.com/refline/refline/access"
 	"github.com/refline/refline/atomicfile"
+	"github.com/refline/refline/gitcmd"
 	"github.com/refline/refline/gitserver"
 	"github.com/refline/refline/hooks"
 	"github.com/refline/refline/keyring"
@@ -200,7 +201,7 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 	if err != nil {
 		return err
 	}
-	if _, err := exec.LookPath("git"); err != nil {
+	if _, err := exec.LookPath(gitcmd.Bin); err != nil {
 		return fmt.Errorf("git is not installed: %w", err)
 	}
 
