@@ -71,6 +71,9 @@ func CleanName(raw string) (string, error) {
 type Store struct {
 	Root     string // absolute
 	HooksDir string // written into each repository as core.hooksPath
+	// PushHooksDir, when set, is the hooks directory receive-pack runs
+	// with: pre-receive and post-receive only (see hooks.PushNames).
+	PushHooksDir string
 	Git      string // git binary
 }
 

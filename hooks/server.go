@@ -151,7 +151,7 @@ func (s *Server) handleConn(ctx context.Context, conn net.Conn) {
 		cancel()
 	}()
 
-	out := frameWriter{conn}
+	out := frameWriter{W: conn}
 	code := s.handle(ctx, req, out)
 	_ = writeExit(conn, code)
 	s.latency.WithLabelValues(req.Hook).Observe(time.Since(start).Seconds())

@@ -20,11 +20,15 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/refline/refline/hooks/relay"
 )
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"refline": func() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
+		// The hook relay, next to refline as `make build` installs it.
+		"refline-hook": func() { os.Exit(relay.Main(os.Args[1:], os.Stdin, os.Stderr, os.Getenv)) },
 	})
 }
 
