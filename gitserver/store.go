@@ -74,7 +74,7 @@ type Store struct {
 	// PushHooksDir, when set, is the hooks directory receive-pack runs
 	// with: pre-receive and post-receive only (see hooks.PushNames).
 	PushHooksDir string
-	Git      string // git binary
+	Git          string // git binary
 }
 
 // Path is the bare repository directory of a valid name.

@@ -206,11 +206,11 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 	// the refs only the server writes, the hook is skipped altogether.
 	serverToken, _ := sessions.Register(hooks.Session{Source: hooks.SourceServer, User: "refline"})
 	runner, err := pipelines.New(pipelines.Config{
-		DataDir:    data,
-		Repos:      store,
-		Executor:   pipelines.Local{},
-		MaxJobs:    f.maxJobs,
-		Signer:     signer,
+		DataDir:  data,
+		Repos:    store,
+		Executor: pipelines.Local{},
+		MaxJobs:  f.maxJobs,
+		Signer:   signer,
 		// The server's own writes need no reference-transaction call
 		// (the server decided them): git runs with the push hooks.
 		Updater: refs.Updater{Env: []string{hooks.TokenEnv + "=" + serverToken, hooks.SkipTxEnv + "=1",
