@@ -205,16 +205,17 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 	// The server's own ref writes carry a session token of their own; for
 	// the refs only the server writes, the hook is skipped altogether.
 	serverToken, _ := sessions.Register(hooks.Session{Source: hooks.SourceServer, User: "refline"})
+	// The server's own writes need no reference-transaction call (the
+	// server decided them): git runs them with the push hooks.
+	serverUpdater := refs.Updater{Env: []string{hooks.TokenEnv + "=" + serverToken, hooks.SkipTxEnv + "=1",
+		"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=core.hooksPath", "GIT_CONFIG_VALUE_0=" + pushHooksDir}}
 	runner, err := pipelines.New(pipelines.Config{
-		DataDir:  data,
-		Repos:    store,
-		Executor: pipelines.Local{},
-		MaxJobs:  f.maxJobs,
-		Signer:   signer,
-		// The server's own writes need no reference-transaction call
-		// (the server decided them): git runs with the push hooks.
-		Updater: refs.Updater{Env: []string{hooks.TokenEnv + "=" + serverToken, hooks.SkipTxEnv + "=1",
-			"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=core.hooksPath", "GIT_CONFIG_VALUE_0=" + pushHooksDir}},
+		DataDir:    data,
+		Repos:      store,
+		Executor:   pipelines.Local{},
+		MaxJobs:    f.maxJobs,
+		Signer:     signer,
+		Updater:    serverUpdater,
 		Committer:  object.Signature{Name: "refline", Email: "refline@" + host},
 		Logger:     log.WithField("component", "pipelines"),
 		Registerer: reg,
