@@ -61,12 +61,27 @@ func (PipelineChecker) Check(ctx context.Context, ev *Event, out io.Writer) erro
 	if ev.Hook != "pre-receive" {
 		return nil
 	}
-	var problems []string
+	var commits []string
 	for _, u := range ev.Updates {
-		if u.Deletes() || !strings.HasPrefix(u.Ref, "refs/heads/") {
-			continue
+		if !u.Deletes() && strings.HasPrefix(u.Ref, "refs/heads/") {
+			commits = append(commits, u.New)
 		}
-		if err := pipelines.Validate(ctx, ev.GitDir, ev.Quarantine, u.New); err != nil {
+	}
+	dirs, err := pathObjects(ctx, ev.GitDir, ev.Quarantine, commits, pipelines.Dir)
+	if err != nil {
+		return fmt.Errorf("read the pushed pipeline files: %w", err)
+	}
+	var problems []string
+	validated := map[string]bool{}
+	for _, c := range commits {
+		if dirs != nil {
+			// The same pipeline files are valid or not wherever they are.
+			if dirs[c] == "" || validated[dirs[c]] {
+				continue
+			}
+			validated[dirs[c]] = true
+		}
+		if err := pipelines.Validate(ctx, ev.GitDir, ev.Quarantine, c); err != nil {
 			problems = append(problems, strings.Split(err.Error(), "\n")...)
 		}
 	}
@@ -97,8 +112,23 @@ func (t PipelineTrigger) React(ctx context.Context, ev *Event, out io.Writer) {
 	// pusher hangs up now.
 	qctx := context.WithoutCancel(ctx)
 	deploy := t.Branches.DeployBranch(qctx, ev.Repo)
+	var heads []string
+	for _, u := range ev.Updates {
+		if strings.HasPrefix(u.Ref, "refs/heads/") {
+			heads = append(heads, u.New)
+		}
+	}
+	// Only commits with pipeline files can start anything.
+	dirs, err := pathObjects(qctx, ev.GitDir, nil, heads, pipelines.Dir)
+	if err != nil {
+		t.Logger.WithError(err).WithField("repo", ev.Repo).Warn("read pipeline files of a push")
+		dirs = nil
+	}
 	var started []*pipelines.Run
 	for _, u := range ev.Updates {
+		if dirs != nil && dirs[u.New] == "" {
+			continue
+		}
 		runs, err := t.Runner.OnPush(qctx, pipelines.Push{
 			Repo: ev.Repo, GitDir: ev.GitDir, Ref: u.Ref, Old: u.Old, New: u.New,
 			DeployBranch: deploy, User: ev.Session.User, Options: ev.PushOptions, Received: received,
