@@ -16,6 +16,7 @@ import (
 type Runner interface {
 	OnPush(ctx context.Context, p pipelines.Push) ([]*pipelines.Run, error)
 	Follow(ctx context.Context, repo, pipeline string, n int, w io.Writer) (*pipelines.Run, error)
+	SetOff(repo, pipeline string, n int) []*pipelines.Run
 	JournalPush(id, repo, gitDir, user string, options []string, updates []pipelines.RefMove) error
 	ForgetPush(id string)
 }
@@ -148,14 +149,40 @@ func (t PipelineTrigger) React(ctx context.Context, ev *Event, out io.Writer) {
 	if !hasOption(ev.PushOptions, FollowOption) {
 		return
 	}
-	for _, r := range started {
-		fmt.Fprintf(out, "refline: following %s #%d\n", r.Pipeline, r.Number)
+	t.follow(ctx, ev.Repo, started, out)
+}
+
+// maxFollowed bounds how many runs one push follows, should pipelines
+// trigger each other in a loop.
+const maxFollowed = 100
+
+// follow streams the runs a push started, and then what each of them set
+// off in the same repository (the auto-deploy of a new artifact, the
+// promotion after it, a build its artifact triggered), to their end: when
+// the push returns, everything it set in motion has ended, so the next
+// command sees its outcome.
+func (t PipelineTrigger) follow(ctx context.Context, repo string, started []*pipelines.Run, out io.Writer) {
+	seen := map[string]bool{}
+	queue := started
+	for len(queue) > 0 && len(seen) < maxFollowed {
+		r := queue[0]
+		queue = queue[1:]
+		if r.Repo != repo || seen[r.ID()] {
+			continue // another repository's runs are for its own users to follow
+		}
+		seen[r.ID()] = true
+		what := ""
+		if r.Kind == pipelines.Deploy {
+			what = fmt.Sprintf(" (deploy of %s to %s)", short(r.Artifact), r.Environment)
+		}
+		fmt.Fprintf(out, "refline: following %s #%d%s\n", r.Pipeline, r.Number, what)
 		final, err := t.Runner.Follow(ctx, r.Repo, r.Pipeline, r.Number, out)
 		if err != nil {
 			fmt.Fprintf(out, "refline: stopped following %s #%d: %v\n", r.Pipeline, r.Number, err)
 			return
 		}
 		fmt.Fprintf(out, "refline: %s\n", ResultLine(final))
+		queue = append(queue, t.Runner.SetOff(r.Repo, r.Pipeline, r.Number)...)
 	}
 }
 

@@ -120,13 +120,16 @@ func (r *Runner) recordArtifact(ctx context.Context, run *Run, inputs []InputArt
 // afterBuild acts on a new artifact: auto-deploys to the environments
 // without `after:`, and starts the pipelines whose `on.artifacts` names this
 // one, in this repository or any other.
-func (r *Runner) afterBuild(ctx context.Context, run *Run, log *logrus.Entry) {
+func (r *Runner) afterBuild(ctx context.Context, run *Run, log *logrus.Entry) (queued []*Run) {
 	spec, err := r.specAt(ctx, run.Repo, run.Pipeline, run.Commit)
 	if err == nil {
 		for _, env := range spec.Environments {
 			if env.Auto && env.After == "" {
-				if _, err := r.RequestDeploy(ctx, run.Repo, run.Pipeline, env.Name, run.Artifact, "refline", "auto-deploy of "+run.ID()); err != nil {
+				d, err := r.RequestDeploy(ctx, run.Repo, run.Pipeline, env.Name, run.Artifact, "refline", "auto-deploy of "+run.ID())
+				if err != nil {
 					log.WithError(err).WithField("env", env.Name).Warn("auto-deploy")
+				} else if d != nil {
+					queued = append(queued, d)
 				}
 			}
 		}
@@ -134,7 +137,7 @@ func (r *Runner) afterBuild(ctx context.Context, run *Run, log *logrus.Entry) {
 	repos, err := r.cfg.Repos.List()
 	if err != nil {
 		log.WithError(err).Warn("list repositories for artifact triggers")
-		return
+		return queued
 	}
 	for _, repo := range repos {
 		branch := r.cfg.Repos.DeployBranch(ctx, repo)
@@ -162,12 +165,16 @@ func (r *Runner) afterBuild(ctx context.Context, run *Run, log *logrus.Entry) {
 			if repo == run.Repo {
 				trig = fmt.Sprintf("artifact %s@%s", run.Pipeline, short(run.Artifact))
 			}
-			if _, err := r.Enqueue(ctx, Request{Repo: repo, Pipeline: s.Name, Kind: Build, Commit: tip.String(),
-				Branch: branch, Trigger: trig, User: run.User, WaitFor: localInputs(s, repo)}); err != nil {
+			b, err := r.Enqueue(ctx, Request{Repo: repo, Pipeline: s.Name, Kind: Build, Commit: tip.String(),
+				Branch: branch, Trigger: trig, User: run.User, WaitFor: localInputs(s, repo)})
+			if err != nil {
 				log.WithError(err).Warn("artifact trigger")
+				continue
 			}
+			queued = append(queued, b)
 		}
 	}
+	return queued
 }
 
 // queuedAt reports whether a build of pipeline at commit is queued and has

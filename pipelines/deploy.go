@@ -301,29 +301,36 @@ func (r *Runner) deploySecrets(ctx context.Context, repo, env string) ([]secrets
 
 // afterDeploy promotes a successfully deployed artifact to the
 // environments that follow env with `auto: true`.
-func (r *Runner) afterDeploy(ctx context.Context, run *Run, log *logrus.Entry) {
+func (r *Runner) afterDeploy(ctx context.Context, run *Run, log *logrus.Entry) (queued []*Run) {
 	spec, err := r.specAt(ctx, run.Repo, run.Pipeline, run.Commit)
 	if err != nil {
-		return
+		return nil
 	}
 	for _, e := range spec.Environments {
 		if e.Auto && e.After == run.Environment {
-			if _, err := r.RequestDeploy(ctx, run.Repo, run.Pipeline, e.Name, run.Artifact, "refline",
-				fmt.Sprintf("promotion after %s deployed to %s", run.ID(), run.Environment)); err != nil {
+			d, err := r.RequestDeploy(ctx, run.Repo, run.Pipeline, e.Name, run.Artifact, "refline",
+				fmt.Sprintf("promotion after %s deployed to %s", run.ID(), run.Environment))
+			if err != nil {
 				log.WithError(err).WithField("env", e.Name).Warn("auto-promotion")
+			} else if d != nil {
+				queued = append(queued, d)
 			}
 		}
 	}
+	return queued
 }
 
-// RollbackTarget is the artifact deployed to env before the one deployed
-// now, from the pipeline's run records.
+// RollbackTarget is the newest artifact deployed successfully to env other
+// than the current target, from the pipeline's run records. The current
+// target is the deploy ref's, not the deployed ref's: a rollback right
+// after a deploy was asked for (still running, or failed) goes back to
+// what ran before it, not to what ran before that.
 func (r *Runner) RollbackTarget(repo, pipeline, env string) (string, error) {
 	g, err := r.open(repo)
 	if err != nil {
 		return "", err
 	}
-	current, err := refs.Resolve(r.cfg.Repos.Path(repo), refs.DeployedRef(env, pipeline))
+	current, err := refs.Resolve(r.cfg.Repos.Path(repo), refs.DeployRef(env, pipeline))
 	if err != nil {
 		return "", err
 	}
