@@ -138,6 +138,10 @@ func (r *Runner) RequestDeploy(ctx context.Context, repo, pipeline, env, target,
 // refs/deployed/ENV/PIPELINE and no deploy of that target is already queued
 // or running. It returns the deploy run, or nil when there is nothing to do.
 func (r *Runner) Reconcile(ctx context.Context, repo, pipeline, env, user, trigger string) (*Run, error) {
+	// One at a time: two callers (a push and a deploy that just ended)
+	// must not both find no deploy of the target and both queue one.
+	r.reconcileMu.Lock()
+	defer r.reconcileMu.Unlock()
 	gitDir := r.cfg.Repos.Path(repo)
 	desired, err := refs.Resolve(gitDir, refs.DeployRef(env, pipeline))
 	if err != nil || desired.IsZero() {
@@ -148,6 +152,9 @@ func (r *Runner) Reconcile(ctx context.Context, repo, pipeline, env, user, trigg
 		return nil, err
 	}
 	if desired == deployed {
+		// Moved back to what is deployed: a deploy queued for another
+		// target must not run after all.
+		r.supersedeQueued(repo, pipeline, env, desired.String())
 		return nil, nil
 	}
 	r.mu.Lock()
@@ -168,6 +175,27 @@ func (r *Runner) Reconcile(ctx context.Context, repo, pipeline, env, user, trigg
 	}
 	return r.Enqueue(ctx, Request{Repo: repo, Pipeline: pipeline, Kind: Deploy, Environment: env,
 		Artifact: desired.String(), Commit: source, Trigger: trigger, User: user})
+}
+
+// supersedeQueued ends the deploys of pipeline to env that are queued for
+// another target than desired.
+func (r *Runner) supersedeQueued(repo, pipeline, env, desired string) {
+	var superseded []*liveRun
+	r.mu.Lock()
+	kept := r.queue[:0]
+	for _, q := range r.queue {
+		if q.run.Kind == Deploy && q.run.Repo == repo && q.run.Pipeline == pipeline && q.run.Environment == env && q.run.Artifact != desired {
+			superseded = append(superseded, q)
+			continue
+		}
+		kept = append(kept, q)
+	}
+	r.queue = kept
+	r.m.queued.Set(float64(len(r.queue)))
+	r.mu.Unlock()
+	for _, q := range superseded {
+		r.endUnstarted(q, Superseded, fmt.Sprintf("superseded: %s is back at %s, which is deployed", env, short(desired)))
+	}
 }
 
 // ReconcileAll reconciles every deploy ref of every repository (at start).
@@ -395,6 +423,19 @@ type EnvStatus struct {
 	LastRun int    `json:"last_run,omitempty"`
 }
 
+// deployLive reports whether a deploy of pipeline to env is queued or
+// running (or ending: a run is live until what follows it is queued).
+func (r *Runner) deployLive(repo, pipeline, env string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, lr := range r.live {
+		if k.repo == repo && k.pipeline == pipeline && lr.run.Kind == Deploy && lr.run.Environment == env {
+			return true
+		}
+	}
+	return false
+}
+
 // Status reports desired against deployed for every environment ×
 // pipeline with a deploy ref.
 func (r *Runner) Status(repo string) ([]EnvStatus, error) {
@@ -424,6 +465,10 @@ func (r *Runner) Status(repo string) ([]EnvStatus, error) {
 			st.LastRun = last.Number
 		}
 		switch {
+		case (st.Desired == "" || st.Desired == st.Deployed) && r.deployLive(repo, d.pipeline, d.env):
+			// Back at what is deployed while a deploy of another
+			// target is still on its way: not settled yet.
+			st.State = "deploying"
 		case st.Desired == "" || st.Desired == st.Deployed:
 			st.State = "deployed"
 		case last != nil && last.Artifact == st.Desired && last.State == Running:

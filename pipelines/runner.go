@@ -70,9 +70,11 @@ type Runner struct {
 	queue   []*liveRun
 	live    map[runKey]*liveRun
 	busy    map[string]bool // "repo\x00pipeline" with a build running
-	setOff  map[runKey]setOff
 	closed  bool
 	workers sync.WaitGroup
+
+	setOff      map[runKey]setOff // guarded by mu
+	reconcileMu sync.Mutex
 }
 
 type runKey struct {
@@ -411,6 +413,18 @@ func (r *Runner) execute(lr *liveRun) {
 	// What the run sets off is queued before its followers hear that it
 	// ended, so that `git push -o follow` can follow that too.
 	next := r.after(context.Background(), final, log)
+	if final.Kind == Deploy && r.deployRefMoved(final) {
+		// The deploy ref moved while this deploy ran, maybe to a target
+		// no deploy is queued for (such as the one deployed before):
+		// deploy what is desired now.
+		d, err := r.Reconcile(context.Background(), final.Repo, final.Pipeline, final.Environment, "refline",
+			fmt.Sprintf("%s moved while %s ran", refs.DeployRef(final.Environment, final.Pipeline), final.ID()))
+		if err != nil {
+			log.WithError(err).Warn("reconcile after deploy")
+		} else if d != nil && d.Number != final.Number {
+			next = append(next, d)
+		}
+	}
 	key := runKey{final.Repo, final.Pipeline, final.Number}
 	r.mu.Lock()
 	lr.run.Record = final.Record
@@ -418,6 +432,13 @@ func (r *Runner) execute(lr *liveRun) {
 	r.noteSetOff(key, next)
 	r.mu.Unlock()
 	lr.bell.ring()
+}
+
+// deployRefMoved reports whether the deploy ref of a deploy run now points
+// elsewhere than the run's target.
+func (r *Runner) deployRefMoved(run *Run) bool {
+	desired, err := refs.Resolve(r.cfg.Repos.Path(run.Repo), refs.DeployRef(run.Environment, run.Pipeline))
+	return err == nil && !desired.IsZero() && desired.String() != run.Artifact
 }
 
 // setOffKept bounds how long SetOff remembers what a run set off: a

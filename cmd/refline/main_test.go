@@ -121,6 +121,7 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 	"httpget":  cmdHTTPGet,
 	"pushrace": cmdPushRace,
 	"waitfor":  cmdWaitFor,
+	"readme":   cmdReadme,
 }
 
 // cmdWaitFor runs a shell command until it succeeds (30s at most): tests
