@@ -15,6 +15,9 @@
 #                and end to end through a pipeline
 #   concurrency  50 concurrent clones and 20 concurrent pushes against
 #                OpenSSH + git-shell: failures, wall time, peak RSS
+#   manyrefs     push --mirror, clone --mirror, fetch and ls-remote of the
+#                generated repository with 2,000+ branches and tags added,
+#                against OpenSSH + git-shell
 #
 # The Go side of it is cmd/refline-bench. Needs root (it creates a git-shell
 # user and runs a private sshd), Go and git; installs openssh-server/-client
@@ -23,7 +26,7 @@
 #
 # Environment:
 #   BENCH_ONLY       sections to run, comma-separated (default: all of the above)
-#   BENCH_RUNS       transport: timed runs per operation and server (default 7; the median is reported)
+#   BENCH_RUNS       transport, manyrefs: timed runs per operation and server (default 7; the median is reported)
 #   BENCH_PUSHES     pipelines: timed pushes per contender (default 60)
 #   BENCH_DEPLOYS    deploys: timed deploys per way of deploying (default 20)
 #   BENCH_ART_RUNS   artifacts: timed runs per contender, and end to end (default 5)
@@ -35,7 +38,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-SECTIONS=transport,pipelines,deploys,artifacts,concurrency
+SECTIONS=transport,pipelines,deploys,artifacts,concurrency,manyrefs
 ONLY=${BENCH_ONLY:-$SECTIONS}
 RUNS=${BENCH_RUNS:-7}
 PUSHES=${BENCH_PUSHES:-60}
@@ -72,7 +75,7 @@ want() { case ",$ONLY," in *",$1,"*) return 0 ;; esac; return 1; }
 # post-receive hook; the generated repository serves transport and
 # concurrency.
 NEED_SSHD= NEED_REPO=
-if want transport || want concurrency; then NEED_SSHD=1 NEED_REPO=1; fi
+if want transport || want concurrency || want manyrefs; then NEED_SSHD=1 NEED_REPO=1; fi
 if want pipelines; then NEED_SSHD=1; fi
 
 [ "$(id -u)" = 0 ] || die "run as root: it creates the '$BENCH_USER' user and runs a private sshd"
@@ -192,6 +195,7 @@ export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=$WORK/gitconfig
 
 log "building refline and refline-bench"
 step 10m go build -o "$WORK/bin/refline" ./cmd/refline
+step 10m go build -o "$WORK/bin/refline-hook" ./cmd/refline-hook # the hook relay, next to refline
 step 10m go build -o "$WORK/bin/refline-bench" ./cmd/refline-bench
 BENCH=$WORK/bin/refline-bench
 
@@ -376,4 +380,11 @@ if want concurrency; then
 		"${SERVERS[@]}" -sshd-note "$SSHD_NOTE" \
 		-out "$WORK/concurrency.md"
 	write_section concurrency "## Concurrency"
+fi
+
+if want manyrefs; then
+	log "manyrefs: $RUNS runs per operation and server, plus a warm-up"
+	step 30m "$BENCH" manyrefs -runs "$RUNS" -src "$WORK/src.git" -work "$WORK/client" -command "$COMMAND" \
+		"${SERVERS[@]}" -out "$WORK/manyrefs.md"
+	write_section manyrefs "## Many refs"
 fi
