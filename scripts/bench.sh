@@ -267,6 +267,15 @@ if [ -n "$NEED_SSHD" ]; then
 		CREATED_PRIVSEP=1
 	fi
 
+	# Some containers ship a /dev/null that only root may write, and git
+	# run by the git-shell user needs to: sshd then runs in a mount
+	# namespace of its own with a proper null device bound over it (the
+	# machine's /dev/null is left as it is).
+	SSHD_WRAP=()
+	if [ "$(stat -c %a /dev/null)" != 666 ]; then
+		mknod -m 666 "$WORK/sshd/null" c 1 3
+		SSHD_WRAP=(unshare --mount sh -c 'mount --bind "$0" /dev/null && exec "$@"' "$WORK/sshd/null")
+	fi
 	start_sshd() {
 		SSH_PORT=$("$BENCH" freeport)
 		cat >"$WORK/sshd/sshd_config" <<EOF
@@ -292,7 +301,7 @@ MaxStartups $SSHD_MAX_STARTUPS
 LogLevel ERROR
 EOF
 		"$SSHD" -t -f "$WORK/sshd/sshd_config"
-		"$SSHD" -D -f "$WORK/sshd/sshd_config" -E "$WORK/sshd/sshd.log" &
+		"${SSHD_WRAP[@]}" "$SSHD" -D -f "$WORK/sshd/sshd_config" -E "$WORK/sshd/sshd.log" &
 		SSHD_PID=$!
 	}
 	sshd_ready() {
