@@ -12,9 +12,6 @@ import (
 // Request is what a hook process sends to the server.
 type Request = relay.Request
 
-// MaxFrame bounds a frame's payload.
-const MaxFrame = relay.MaxFrame
-
 // ReadRequest reads one request frame.
 func ReadRequest(r io.Reader) (*Request, error) { return relay.ReadRequest(r) }
 
