@@ -8,8 +8,10 @@ FUZZTIME ?= 60s
 
 all: build
 
+# refline-hook, the small hook relay, goes next to refline, where serve finds it.
 build:
 	$(GO) build -o $(BIN) ./cmd/refline
+	$(GO) build -o $(dir $(BIN))refline-hook ./cmd/refline-hook
 
 # Runs the server with the defaults of SPEC §1 (data in ./refline-data, SSH
 # on :2222, HTTP on 127.0.0.1:8080). Pass flags with ARGS="--admin-key ...".

@@ -273,7 +273,13 @@ func (s *Server) serveGit(sess ssh.Session, log *logrus.Entry, user access.User,
 		}
 	}
 
-	cmd := gitcmd.Repo{Env: env}.Transport(sess.Context(), service, s.cfg.Repos.Path(name))
+	args := []string{service, s.cfg.Repos.Path(name)}
+	if service == "receive-pack" && s.cfg.Repos.PushHooksDir != "" {
+		// No reference-transaction hook for a push: git would run it
+		// twice per ref, and pre-receive has vetted every ref already.
+		args = append([]string{"-c", "core.hooksPath=" + s.cfg.Repos.PushHooksDir}, args...)
+	}
+	cmd := gitcmd.Repo{Env: env}.Transport(sess.Context(), args...)
 	cmd.Dir = s.cfg.Repos.Path(name)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Stdin = countingReader{sess, s.metrics.bytes.WithLabelValues("in")}

@@ -37,6 +37,9 @@ func CleanName(raw string) (string, error) { return names.CleanRepo(raw) }
 type Store struct {
 	Root     string // absolute
 	HooksDir string // written into each repository as core.hooksPath
+	// PushHooksDir, when set, is the hooks directory receive-pack runs
+	// with: pre-receive and post-receive only (see hooks.PushNames).
+	PushHooksDir string
 }
 
 // Dir is the bare repository directory of name, or an error for a name

@@ -2,45 +2,23 @@ package hooks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
-	"time"
 
 	"github.com/refline/refline/atomicfile"
+	"github.com/refline/refline/hooks/relay"
 	"github.com/refline/refline/refs"
 )
 
-// maxSunPath is the room for a unix socket path in sockaddr_un on Linux.
-const maxSunPath = 107
-
-// shortSocketPath works around the 107-byte limit of unix socket paths (a
-// data dir deep in a temp dir exceeds it): the directory is opened and named
-// through /proc/self/fd, which bind and connect resolve like any other path.
-// The returned function closes the directory once the socket is bound or
-// connected.
-func shortSocketPath(path string) (string, func(), error) {
-	if len(path) <= maxSunPath {
-		return path, func() {}, nil
-	}
-	dir, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return "", nil, err
-	}
-	short := fmt.Sprintf("/proc/self/fd/%d/%s", dir.Fd(), filepath.Base(path))
-	if len(short) > maxSunPath {
-		dir.Close()
-		return "", nil, fmt.Errorf("socket name %q is too long", filepath.Base(path))
-	}
-	return short, func() { dir.Close() }, nil
-}
-
 func listenUnix(path string) (net.Listener, error) {
-	p, done, err := shortSocketPath(path)
+	p, done, err := relay.ShortSocketPath(path)
 	if err != nil {
 		return nil, err
 	}
@@ -55,16 +33,6 @@ func listenUnix(path string) (net.Listener, error) {
 	return ln, nil
 }
 
-func dialUnix(ctx context.Context, path string) (net.Conn, error) {
-	p, done, err := shortSocketPath(path)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	var d net.Dialer
-	return d.DialContext(ctx, "unix", p)
-}
-
 // HookEnv is the part of the process environment a hook relays.
 type HookEnv func(key string) string
 
@@ -75,54 +43,21 @@ type HookEnv func(key string) string
 // unless it moves a deploy ref or a server-owned ref (those need the
 // server's verification).
 func RunHook(ctx context.Context, socket, name string, args []string, stdin io.Reader, stderr io.Writer, getenv HookEnv) int {
-	input, err := io.ReadAll(io.LimitReader(stdin, MaxFrame/2))
+	input, err := io.ReadAll(io.LimitReader(stdin, relay.MaxInput))
 	if err != nil {
 		fmt.Fprintf(stderr, "refline: read hook input: %v\n", err)
 		return 1
 	}
-	gitDir := getenv("GIT_DIR")
-	if gitDir == "" || !filepath.IsAbs(gitDir) {
-		wd, err := os.Getwd()
-		if err != nil {
-			fmt.Fprintf(stderr, "refline: %v\n", err)
-			return 1
-		}
-		gitDir = filepath.Join(wd, gitDir)
-	}
-	req := &Request{
-		Hook:  name,
-		Args:  args,
-		Repo:  filepath.Clean(gitDir),
-		Token: getenv(TokenEnv),
-		Stdin: input,
-	}
-	if n, err := strconv.Atoi(getenv("GIT_PUSH_OPTION_COUNT")); err == nil {
-		for i := 0; i < n && i < 100; i++ {
-			req.PushOptions = append(req.PushOptions, getenv(fmt.Sprintf("GIT_PUSH_OPTION_%d", i)))
-		}
-	}
-	for _, k := range []string{"GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH"} {
-		if v := getenv(k); v != "" {
-			if req.Quarantine == nil {
-				req.Quarantine = map[string]string{}
-			}
-			req.Quarantine[k] = v
-		}
-	}
-
-	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	conn, err := dialUnix(dctx, socket)
-	cancel()
+	req, err := relay.NewRequest(name, args, input, relay.Getenv(getenv))
 	if err != nil {
-		return decideAlone(req, stderr)
-	}
-	defer conn.Close()
-	if err := WriteRequest(conn, req); err != nil {
 		fmt.Fprintf(stderr, "refline: %v\n", err)
 		return 1
 	}
-	code, err := ReadResponse(conn, stderr)
-	if err != nil {
+	code, err := relay.Call(ctx, socket, req, stderr)
+	switch {
+	case errors.Is(err, relay.ErrNoServer):
+		return decideAlone(req, stderr)
+	case err != nil:
 		fmt.Fprintf(stderr, "refline: %v\n", err)
 		return 1
 	}
@@ -165,27 +100,58 @@ func decideAlone(req *Request, stderr io.Writer) int {
 // Names of the hooks every repository runs.
 var Names = []string{"pre-receive", "post-receive", "reference-transaction"}
 
+// PushNames are the hooks of a push. receive-pack runs with a hooks
+// directory holding only these (gitserver passes it as core.hooksPath):
+// git runs reference-transaction twice for every ref a push moves, and
+// pre-receive has already vetted them all, so a push of thousands of refs
+// would otherwise start thousands of processes that decide nothing.
+var PushNames = []string{"pre-receive", "post-receive"}
+
 // SkipTxEnv marks git processes whose reference-transaction callbacks the
 // shim answers by itself: pushes (pre-receive has already vetted them and
 // post-receive reacts to them) and the server's own writes of the refs it
-// alone owns. That saves two process starts on every push and every record.
+// alone owns. Both normally run with a hooks directory without that hook;
+// the variable covers a git process started with the repository's own.
 const SkipTxEnv = "REFLINE_SKIP_TX_HOOK"
 
-// WriteShims writes the hook scripts into dir (a repository's
-// core.hooksPath). Each one runs `binary hook NAME`; they are rewritten at
-// every start so that they always name the running binary and socket.
-func WriteShims(dir, binary, socket string) error {
+// Shim says what the hook scripts run.
+type Shim struct {
+	// Binary is the refline binary: `Binary hook NAME`.
+	Binary string
+	// Relay, when set, is the small relay binary (cmd/refline-hook),
+	// which starts in a fraction of the full binary's time; it hands the
+	// call to Binary when the server is down.
+	Relay  string
+	Socket string
+}
+
+// WriteShims writes the hook scripts names into dir (a repository's
+// core.hooksPath) and removes any other hook refline writes. They are
+// rewritten at every start so that they always name the running binary
+// and socket.
+func WriteShims(dir string, names []string, sh Shim) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("hooks dir: %w", err)
 	}
 	for _, name := range Names {
+		path := filepath.Join(dir, name)
+		if !slices.Contains(names, name) {
+			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("remove hook %s: %w", name, err)
+			}
+			continue
+		}
 		var b strings.Builder
 		b.WriteString("#!/bin/sh\n# Written by refline at start; changes are overwritten.\n")
 		if name == "reference-transaction" {
 			fmt.Fprintf(&b, "[ \"$%s\" = 1 ] && exit 0\n", SkipTxEnv)
 		}
-		fmt.Fprintf(&b, "exec %s hook --socket %s %s \"$@\"\n", shellQuote(binary), shellQuote(socket), name)
-		if _, err := atomicfile.Write(filepath.Join(dir, name), []byte(b.String()), 0o755); err != nil {
+		if sh.Relay != "" {
+			fmt.Fprintf(&b, "exec %s --socket %s --fallback %s %s \"$@\"\n", shellQuote(sh.Relay), shellQuote(sh.Socket), shellQuote(sh.Binary), name)
+		} else {
+			fmt.Fprintf(&b, "exec %s hook --socket %s %s \"$@\"\n", shellQuote(sh.Binary), shellQuote(sh.Socket), name)
+		}
+		if _, err := atomicfile.Write(path, []byte(b.String()), 0o755); err != nil {
 			return fmt.Errorf("install hook %s: %w", name, err)
 		}
 	}

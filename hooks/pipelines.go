@@ -16,6 +16,7 @@ import (
 type Runner interface {
 	OnPush(ctx context.Context, p pipelines.Push) ([]*pipelines.Run, error)
 	Follow(ctx context.Context, repo, pipeline string, n int, w io.Writer) (*pipelines.Run, error)
+	SetOff(repo, pipeline string, n int) []*pipelines.Run
 	JournalPush(id, repo, gitDir, user string, options []string, updates []pipelines.RefMove) error
 	ForgetPush(id string)
 }
@@ -61,12 +62,27 @@ func (PipelineChecker) Check(ctx context.Context, ev *Event, out io.Writer) erro
 	if ev.Hook != "pre-receive" {
 		return nil
 	}
-	var problems []string
+	var commits []string
 	for _, u := range ev.Updates {
-		if u.Deletes() || !strings.HasPrefix(u.Ref, "refs/heads/") {
-			continue
+		if !u.Deletes() && strings.HasPrefix(u.Ref, "refs/heads/") {
+			commits = append(commits, u.New)
 		}
-		if err := pipelines.Validate(ctx, ev.GitDir, ev.Quarantine, u.New); err != nil {
+	}
+	dirs, err := pathObjects(ctx, ev.GitDir, ev.Quarantine, commits, pipelines.Dir)
+	if err != nil {
+		return fmt.Errorf("read the pushed pipeline files: %w", err)
+	}
+	var problems []string
+	validated := map[string]bool{}
+	for _, c := range commits {
+		if dirs != nil {
+			// The same pipeline files are valid or not wherever they are.
+			if dirs[c] == "" || validated[dirs[c]] {
+				continue
+			}
+			validated[dirs[c]] = true
+		}
+		if err := pipelines.Validate(ctx, ev.GitDir, ev.Quarantine, c); err != nil {
 			problems = append(problems, strings.Split(err.Error(), "\n")...)
 		}
 	}
@@ -97,6 +113,18 @@ func (t PipelineTrigger) React(ctx context.Context, ev *Event, out io.Writer) {
 	// pusher hangs up now.
 	qctx := context.WithoutCancel(ctx)
 	deploy := t.Branches.DeployBranch(qctx, ev.Repo)
+	var heads []string
+	for _, u := range ev.Updates {
+		if strings.HasPrefix(u.Ref, "refs/heads/") {
+			heads = append(heads, u.New)
+		}
+	}
+	// Only commits with pipeline files can start anything.
+	dirs, err := pathObjects(qctx, ev.GitDir, nil, heads, pipelines.Dir)
+	if err != nil {
+		t.Logger.WithError(err).WithField("repo", ev.Repo).Warn("read pipeline files of a push")
+		dirs = nil
+	}
 	var started []*pipelines.Run
 	user := ev.Session.User
 	if ev.Session.Source == SourceLocal {
@@ -105,6 +133,9 @@ func (t PipelineTrigger) React(ctx context.Context, ev *Event, out io.Writer) {
 		user = pipelines.LocalOperator
 	}
 	for _, u := range ev.Updates {
+		if dirs != nil && dirs[u.New] == "" {
+			continue
+		}
 		runs, err := t.Runner.OnPush(qctx, pipelines.Push{
 			Repo: ev.Repo, GitDir: ev.GitDir, Ref: u.Ref, Old: u.Old, New: u.New,
 			DeployBranch: deploy, User: user, Options: ev.PushOptions, Received: received,
@@ -124,14 +155,40 @@ func (t PipelineTrigger) React(ctx context.Context, ev *Event, out io.Writer) {
 	if !hasOption(ev.PushOptions, FollowOption) {
 		return
 	}
-	for _, r := range started {
-		fmt.Fprintf(out, "refline: following %s #%d\n", r.Pipeline, r.Number)
+	t.follow(ctx, ev.Repo, started, out)
+}
+
+// maxFollowed bounds how many runs one push follows, should pipelines
+// trigger each other in a loop.
+const maxFollowed = 100
+
+// follow streams the runs a push started, and then what each of them set
+// off in the same repository (the auto-deploy of a new artifact, the
+// promotion after it, a build its artifact triggered), to their end: when
+// the push returns, everything it set in motion has ended, so the next
+// command sees its outcome.
+func (t PipelineTrigger) follow(ctx context.Context, repo string, started []*pipelines.Run, out io.Writer) {
+	seen := map[string]bool{}
+	queue := started
+	for len(queue) > 0 && len(seen) < maxFollowed {
+		r := queue[0]
+		queue = queue[1:]
+		if r.Repo != repo || seen[r.ID()] {
+			continue // another repository's runs are for its own users to follow
+		}
+		seen[r.ID()] = true
+		what := ""
+		if r.Kind == pipelines.Deploy {
+			what = fmt.Sprintf(" (deploy of %s to %s)", short(r.Artifact), r.Environment)
+		}
+		fmt.Fprintf(out, "refline: following %s #%d%s\n", r.Pipeline, r.Number, what)
 		final, err := t.Runner.Follow(ctx, r.Repo, r.Pipeline, r.Number, out)
 		if err != nil {
 			fmt.Fprintf(out, "refline: stopped following %s #%d: %v\n", r.Pipeline, r.Number, err)
 			return
 		}
 		fmt.Fprintf(out, "refline: %s\n", ResultLine(final))
+		queue = append(queue, t.Runner.SetOff(r.Repo, r.Pipeline, r.Number)...)
 	}
 }
 

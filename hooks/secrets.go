@@ -48,9 +48,35 @@ func (c SecretsChecker) Check(ctx context.Context, ev *Event, out io.Writer) err
 	var problems []string
 	seen := map[string]bool{}
 	warned := map[string]bool{}
+	var commits []string
+	for _, u := range ev.Updates {
+		if !u.Deletes() && strings.HasPrefix(u.Ref, "refs/heads/") {
+			commits = append(commits, u.Old, u.New)
+		}
+	}
+	// What is checked lies under .refline/ (secrets, server recipients,
+	// pipeline environments): a branch whose .refline/ is absent or did
+	// not change has nothing to check, and branches with the same old and
+	// new .refline/ the same outcome.
+	dirs, err := pathObjects(ctx, ev.GitDir, ev.Quarantine, commits, reflineDir)
+	if err != nil {
+		return fmt.Errorf("read the pushed secrets files: %w", err)
+	}
+	checked := map[[2]string]bool{}
 	for _, u := range ev.Updates {
 		if u.Deletes() || strings.Trim(u.New, "0") == "" || !strings.HasPrefix(u.Ref, "refs/heads/") {
 			continue
+		}
+		if dirs != nil {
+			isNew := strings.Trim(u.Old, "0") == ""
+			key := [2]string{dirs[u.Old], dirs[u.New]}
+			if isNew {
+				key[0] = "new"
+			}
+			if key[1] == "" || key[0] == key[1] || checked[key] {
+				continue
+			}
+			checked[key] = true
 		}
 		probs, warns, err := c.checkCommit(ctx, g, ev.Repo, u.Old, u.New)
 		if err != nil {
@@ -74,6 +100,9 @@ func (c SecretsChecker) Check(ctx context.Context, ev *Event, out io.Writer) err
 	}
 	return nil
 }
+
+// reflineDir holds everything the secrets check reads.
+const reflineDir = ".refline/"
 
 // checkCommit checks the secrets files that differ between old and new.
 func (c SecretsChecker) checkCommit(ctx context.Context, g secretsGit, repo, oldID, newID string) (problems, warnings []string, err error) {

@@ -153,7 +153,7 @@ func (s *Server) handleConn(ctx context.Context, conn net.Conn) {
 		cancel()
 	}()
 
-	out := frameWriter{conn}
+	out := frameWriter{W: conn}
 	code := s.handle(ctx, req, out)
 	_ = writeExit(conn, code)
 	s.latency.WithLabelValues(req.Hook).Observe(time.Since(start).Seconds())
@@ -194,7 +194,7 @@ func (s *Server) handle(ctx context.Context, req *Request, out io.Writer) int {
 			// receive-pack not started by this server (e.g. `git push`
 			// to a local path on the server machine): treat like a push
 			// with no rights beyond what a local operator has.
-			return s.check(ctx, log, ev, out, func(u Update) error { return CheckLocal(u, s.current(ev.GitDir, u.Ref)) })
+			return s.check(ctx, log, ev, out, s.checkLocal(ev.GitDir))
 		}
 		return s.check(ctx, log, ev, out, func(u Update) error { return CheckPush(sess, u, s.cfg.Rights) })
 	case "post-receive":
@@ -211,7 +211,7 @@ func (s *Server) handle(ctx context.Context, req *Request, out io.Writer) int {
 		case ev.Phase == "prepared" && sess.Source == SourceServer:
 			return 0
 		case ev.Phase == "prepared":
-			return s.check(ctx, log, ev, out, func(u Update) error { return CheckLocal(u, s.current(ev.GitDir, u.Ref)) })
+			return s.check(ctx, log, ev, out, s.checkLocal(ev.GitDir))
 		case ev.Phase == "committed":
 			s.react(ctx, ev, out)
 		}
@@ -251,6 +251,19 @@ func (s *Server) check(ctx context.Context, log *logrus.Entry, ev *Event, out io
 func (s *Server) react(ctx context.Context, ev *Event, out io.Writer) {
 	for _, r := range s.cfg.Reactors {
 		r.React(ctx, ev, out)
+	}
+}
+
+// checkLocal is CheckLocal with each ref's current value, read only where
+// it can matter: housekeeping by hand (pack-refs, gc) hands the hook every
+// ref of the repository, and most are neither deleted nor server-owned.
+func (s *Server) checkLocal(gitDir string) func(Update) error {
+	return func(u Update) error {
+		current := ""
+		if !u.Deletes() && refs.ServerOwned(u.Ref) {
+			current = s.current(gitDir, u.Ref)
+		}
+		return CheckLocal(u, current)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/refline/refline/access"
+	"github.com/refline/refline/hooks/relay"
 )
 
 // Source says who asked git to change refs.
@@ -44,7 +45,7 @@ type Session struct {
 
 // TokenEnv is the environment variable that carries a session token from the
 // server, through git, into the hook process.
-const TokenEnv = "REFLINE_HOOK_TOKEN"
+const TokenEnv = relay.TokenEnv
 
 // Sessions maps the random tokens handed to git children to the sessions
 // they belong to. A hook can only claim a session by presenting its token,

@@ -126,19 +126,21 @@ func (r *Runner) recordArtifact(ctx context.Context, run *Run, inputs []InputArt
 // never for the server: a push gains no right by editing a pipeline file.
 // A triggered run acts for its own repository's pusher, never for this
 // run's user, and only if that pusher may read this repository.
-func (r *Runner) afterBuild(ctx context.Context, run *Run, log *logrus.Entry) {
+func (r *Runner) afterBuild(ctx context.Context, run *Run, log *logrus.Entry) (queued []*Run) {
 	spec, err := r.specAt(ctx, run.Repo, run.Pipeline, run.Commit)
 	if err == nil {
 		for _, env := range spec.Environments {
 			if env.Auto && env.After == "" {
-				r.autoDeploy(ctx, run.Repo, run.Pipeline, env.Name, run.Artifact, run.User, "auto-deploy of "+run.ID(), log)
+				if d := r.autoDeploy(ctx, run.Repo, run.Pipeline, env.Name, run.Artifact, run.User, "auto-deploy of "+run.ID(), log); d != nil {
+					queued = append(queued, d)
+				}
 			}
 		}
 	}
 	repos, err := r.cfg.Repos.List()
 	if err != nil {
 		log.WithError(err).Warn("list repositories for artifact triggers")
-		return
+		return queued
 	}
 	for _, repo := range repos {
 		branch := r.cfg.Repos.DeployBranch(ctx, repo)
@@ -178,12 +180,16 @@ func (r *Runner) afterBuild(ctx context.Context, run *Run, log *logrus.Entry) {
 			if repo == run.Repo {
 				trig = fmt.Sprintf("artifact %s@%s", run.Pipeline, short(run.Artifact))
 			}
-			if _, err := r.Enqueue(ctx, Request{Repo: repo, Pipeline: s.Name, Kind: Build, Commit: tip.String(),
-				Branch: branch, Trigger: trig, User: user, WaitFor: localInputs(s, repo)}); err != nil {
+			b, err := r.Enqueue(ctx, Request{Repo: repo, Pipeline: s.Name, Kind: Build, Commit: tip.String(),
+				Branch: branch, Trigger: trig, User: user, WaitFor: localInputs(s, repo)})
+			if err != nil {
 				log.WithError(err).Warn("artifact trigger")
+				continue
 			}
+			queued = append(queued, b)
 		}
 	}
+	return queued
 }
 
 // queuedAt reports whether a build of pipeline at commit is queued and has

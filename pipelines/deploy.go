@@ -144,6 +144,10 @@ func (r *Runner) RequestDeploy(ctx context.Context, repo, pipeline, env, target,
 // refs/deployed/ENV/PIPELINE and no deploy of that target is already queued
 // or running. It returns the deploy run, or nil when there is nothing to do.
 func (r *Runner) Reconcile(ctx context.Context, repo, pipeline, env, user, trigger string) (*Run, error) {
+	// One at a time: two callers (a push and a deploy that just ended)
+	// must not both find no deploy of the target and both queue one.
+	r.reconcileMu.Lock()
+	defer r.reconcileMu.Unlock()
 	gitDir := r.cfg.Repos.Path(repo)
 	desired, err := refs.Resolve(gitDir, refs.DeployRef(env, pipeline))
 	if err != nil || desired.IsZero() {
@@ -154,6 +158,9 @@ func (r *Runner) Reconcile(ctx context.Context, repo, pipeline, env, user, trigg
 		return nil, err
 	}
 	if desired == deployed {
+		// Moved back to what is deployed: a deploy queued for another
+		// target must not run after all.
+		r.supersedeQueued(repo, pipeline, env, desired.String())
 		return nil, nil
 	}
 	r.mu.Lock()
@@ -174,6 +181,27 @@ func (r *Runner) Reconcile(ctx context.Context, repo, pipeline, env, user, trigg
 	}
 	return r.Enqueue(ctx, Request{Repo: repo, Pipeline: pipeline, Kind: Deploy, Environment: env,
 		Artifact: desired.String(), Commit: source, Trigger: trigger, User: user})
+}
+
+// supersedeQueued ends the deploys of pipeline to env that are queued for
+// another target than desired.
+func (r *Runner) supersedeQueued(repo, pipeline, env, desired string) {
+	var superseded []*liveRun
+	r.mu.Lock()
+	kept := r.queue[:0]
+	for _, q := range r.queue {
+		if q.run.Kind == Deploy && q.run.Repo == repo && q.run.Pipeline == pipeline && q.run.Environment == env && q.run.Artifact != desired {
+			superseded = append(superseded, q)
+			continue
+		}
+		kept = append(kept, q)
+	}
+	r.queue = kept
+	r.m.queued.Set(float64(len(r.queue)))
+	r.mu.Unlock()
+	for _, q := range superseded {
+		r.endUnstarted(q, Superseded, fmt.Sprintf("superseded: %s is back at %s, which is deployed", env, short(desired)))
+	}
 }
 
 // ReconcileAll reconciles every deploy ref of every repository (at start).
@@ -359,27 +387,33 @@ func (r *Runner) deploySecrets(ctx context.Context, repo, env string, log *logru
 // afterDeploy promotes a successfully deployed artifact to the
 // environments that follow env with `auto: true`, acting for the user whose
 // deploy completed the gate.
-func (r *Runner) afterDeploy(ctx context.Context, run *Run, log *logrus.Entry) {
+func (r *Runner) afterDeploy(ctx context.Context, run *Run, log *logrus.Entry) (queued []*Run) {
 	spec, err := r.specAt(ctx, run.Repo, run.Pipeline, run.Commit)
 	if err != nil {
-		return
+		return nil
 	}
 	for _, e := range spec.Environments {
 		if e.Auto && e.After == run.Environment {
-			r.autoDeploy(ctx, run.Repo, run.Pipeline, e.Name, run.Artifact, run.User,
-				fmt.Sprintf("promotion after %s deployed to %s", run.ID(), run.Environment), log)
+			if d := r.autoDeploy(ctx, run.Repo, run.Pipeline, e.Name, run.Artifact, run.User,
+				fmt.Sprintf("promotion after %s deployed to %s", run.ID(), run.Environment), log); d != nil {
+				queued = append(queued, d)
+			}
 		}
 	}
+	return queued
 }
 
-// RollbackTarget is the artifact deployed to env before the one deployed
-// now, from the pipeline's run records.
+// RollbackTarget is the newest artifact deployed successfully to env other
+// than the current target, from the pipeline's run records. The current
+// target is the deploy ref's, not the deployed ref's: a rollback right
+// after a deploy was asked for (still running, or failed) goes back to
+// what ran before it, not to what ran before that.
 func (r *Runner) RollbackTarget(repo, pipeline, env string) (string, error) {
 	g, err := r.open(repo)
 	if err != nil {
 		return "", err
 	}
-	current, err := refs.Resolve(r.cfg.Repos.Path(repo), refs.DeployedRef(env, pipeline))
+	current, err := refs.Resolve(r.cfg.Repos.Path(repo), refs.DeployRef(env, pipeline))
 	if err != nil {
 		return "", err
 	}
@@ -448,6 +482,19 @@ type EnvStatus struct {
 	WaitingReason string `json:"waiting_reason,omitempty"`
 }
 
+// deployLive reports whether a deploy of pipeline to env is queued or
+// running (or ending: a run is live until what follows it is queued).
+func (r *Runner) deployLive(repo, pipeline, env string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, lr := range r.live {
+		if k.repo == repo && k.pipeline == pipeline && lr.run.Kind == Deploy && lr.run.Environment == env {
+			return true
+		}
+	}
+	return false
+}
+
 // Status reports desired against deployed for every environment ×
 // pipeline with a deploy ref or a held deploy.
 func (r *Runner) Status(repo string) ([]EnvStatus, error) {
@@ -489,6 +536,10 @@ func (r *Runner) Status(repo string) ([]EnvStatus, error) {
 			st.LastRun = last.Number
 		}
 		switch {
+		case (st.Desired == "" || st.Desired == st.Deployed) && r.deployLive(repo, d.pipeline, d.env):
+			// Back at what is deployed while a deploy of another
+			// target is still on its way: not settled yet.
+			st.State = "deploying"
 		case st.Desired == "" || st.Desired == st.Deployed:
 			st.State = "deployed"
 		case last != nil && last.Artifact == st.Desired && last.State == Running:

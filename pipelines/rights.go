@@ -93,11 +93,13 @@ func (r *Runner) heldPath(repo, pipeline, env string) string {
 }
 
 // autoDeploy requests a deploy the server starts on its own, acting for
-// user; when user has no right to env the deploy is held instead.
-func (r *Runner) autoDeploy(ctx context.Context, repo, pipeline, env, artifact, user, trigger string, log *logrus.Entry) {
-	_, err := r.RequestDeploy(ctx, repo, pipeline, env, artifact, user, trigger)
+// user; when user has no right to env the deploy is held instead. It
+// returns the deploy run it queued, if any.
+func (r *Runner) autoDeploy(ctx context.Context, repo, pipeline, env, artifact, user, trigger string, log *logrus.Entry) *Run {
+	d, err := r.RequestDeploy(ctx, repo, pipeline, env, artifact, user, trigger)
 	switch {
 	case err == nil:
+		return d
 	case errors.Is(err, ErrDeployDenied):
 		log = log.WithFields(logrus.Fields{"env": env, "user": user, "artifact": short(artifact)})
 		if herr := r.hold(repo, pipeline, env, heldDeploy{Artifact: artifact, User: user, Trigger: trigger, Reason: err.Error()}); herr != nil {
@@ -107,6 +109,7 @@ func (r *Runner) autoDeploy(ctx context.Context, repo, pipeline, env, artifact, 
 	default:
 		log.WithError(err).WithField("env", env).Warn(trigger)
 	}
+	return nil
 }
 
 func (r *Runner) hold(repo, pipeline, env string, h heldDeploy) error {

@@ -73,6 +73,9 @@ type Runner struct {
 	rights  rights
 	closed  bool
 	workers sync.WaitGroup
+
+	setOff      map[runKey]setOff // guarded by mu
+	reconcileMu sync.Mutex
 }
 
 type runKey struct {
@@ -408,12 +411,81 @@ func (r *Runner) execute(lr *liveRun) {
 	r.mu.Unlock()
 	_ = os.RemoveAll(r.workDir(final))
 	r.finish(context.Background(), final, log)
+	// What the run sets off is queued before its followers hear that it
+	// ended, so that `git push -o follow` can follow that too.
+	next := r.after(context.Background(), final, log)
+	if final.Kind == Deploy && r.deployRefMoved(final) {
+		// The deploy ref moved while this deploy ran, maybe to a target
+		// no deploy is queued for (such as the one deployed before):
+		// deploy what is desired now.
+		d, err := r.Reconcile(context.Background(), final.Repo, final.Pipeline, final.Environment, "refline",
+			fmt.Sprintf("%s moved while %s ran", refs.DeployRef(final.Environment, final.Pipeline), final.ID()))
+		if err != nil {
+			log.WithError(err).Warn("reconcile after deploy")
+		} else if d != nil && d.Number != final.Number {
+			next = append(next, d)
+		}
+	}
+	key := runKey{final.Repo, final.Pipeline, final.Number}
 	r.mu.Lock()
 	lr.run.Record = final.Record
-	delete(r.live, runKey{final.Repo, final.Pipeline, final.Number})
+	delete(r.live, key)
+	r.noteSetOff(key, next)
 	r.mu.Unlock()
 	lr.bell.ring()
-	r.after(context.Background(), final, log)
+}
+
+// deployRefMoved reports whether the deploy ref of a deploy run now points
+// elsewhere than the run's target.
+func (r *Runner) deployRefMoved(run *Run) bool {
+	desired, err := refs.Resolve(r.cfg.Repos.Path(run.Repo), refs.DeployRef(run.Environment, run.Pipeline))
+	return err == nil && !desired.IsZero() && desired.String() != run.Artifact
+}
+
+// setOffKept bounds how long SetOff remembers what a run set off: a
+// follower asks right after the run ends.
+const setOffKept = time.Hour
+
+type setOff struct {
+	runs  []runKey
+	ended time.Time
+}
+
+// noteSetOff remembers the runs that key's end queued. Called with r.mu held.
+func (r *Runner) noteSetOff(key runKey, runs []*Run) {
+	now := time.Now()
+	for k, so := range r.setOff {
+		if now.Sub(so.ended) > setOffKept {
+			delete(r.setOff, k)
+		}
+	}
+	if len(runs) == 0 {
+		return
+	}
+	so := setOff{ended: now}
+	for _, run := range runs {
+		so.runs = append(so.runs, runKey{run.Repo, run.Pipeline, run.Number})
+	}
+	if r.setOff == nil {
+		r.setOff = map[runKey]setOff{}
+	}
+	r.setOff[key] = so
+}
+
+// SetOff returns the runs that run n of pipeline queued when it ended
+// (auto-deploys and promotions, builds its artifact triggered), as they
+// are now; nil before it ends, or when it set off nothing.
+func (r *Runner) SetOff(repo, pipeline string, n int) []*Run {
+	r.mu.Lock()
+	so := r.setOff[runKey{repo, pipeline, n}]
+	r.mu.Unlock()
+	var out []*Run
+	for _, k := range so.runs {
+		if run, err := r.Get(k.repo, k.pipeline, k.n); err == nil {
+			out = append(out, run)
+		}
+	}
+	return out
 }
 
 func (r *Runner) workDir(run *Run) string {
@@ -692,15 +764,16 @@ func (r *Runner) unrecorded(ctx context.Context, run *Run) {
 
 // after does what follows a passed run: promotions after a deploy,
 // auto-deploys and artifact triggers after a build.
-func (r *Runner) after(ctx context.Context, run *Run, log *logrus.Entry) {
+func (r *Runner) after(ctx context.Context, run *Run, log *logrus.Entry) []*Run {
 	if run.State != Passed {
-		return
+		return nil
 	}
 	if run.Kind == Deploy {
-		r.afterDeploy(ctx, run, log)
+		return r.afterDeploy(ctx, run, log)
 	} else if run.Artifact != "" {
-		r.afterBuild(ctx, run, log)
+		return r.afterBuild(ctx, run, log)
 	}
+	return nil
 }
 
 // finish records a finished run on refs/runs/PIPELINE and stores its final

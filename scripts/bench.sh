@@ -17,6 +17,9 @@
 #                OpenSSH + git-shell: failures, wall time, peak RSS
 #   sandbox      what the sandbox executor adds to a stage against the
 #                local one, alternating in one run (needs bwrap)
+#   manyrefs     push --mirror, clone --mirror, fetch and ls-remote of the
+#                generated repository with 2,000+ branches and tags added,
+#                against OpenSSH + git-shell
 #
 # The Go side of it is cmd/refline-bench. Needs root (it creates a git-shell
 # user and runs a private sshd), Go and git; installs openssh-server/-client
@@ -25,7 +28,7 @@
 #
 # Environment:
 #   BENCH_ONLY       sections to run, comma-separated (default: all of the above)
-#   BENCH_RUNS       transport: timed runs per operation and server (default 7; the median is reported)
+#   BENCH_RUNS       transport, manyrefs: timed runs per operation and server (default 7; the median is reported)
 #   BENCH_PUSHES     pipelines: timed pushes per contender (default 60)
 #   BENCH_DEPLOYS    deploys: timed deploys per way of deploying (default 20)
 #   BENCH_ART_RUNS   artifacts: timed runs per contender, and end to end (default 5)
@@ -42,7 +45,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-SECTIONS=transport,pipelines,deploys,artifacts,concurrency,sandbox
+SECTIONS=transport,pipelines,deploys,artifacts,concurrency,sandbox,manyrefs
 ONLY=${BENCH_ONLY:-$SECTIONS}
 RUNS=${BENCH_RUNS:-7}
 PUSHES=${BENCH_PUSHES:-60}
@@ -80,7 +83,7 @@ want() { case ",$ONLY," in *",$1,"*) return 0 ;; esac; return 1; }
 # post-receive hook; the generated repository serves transport and
 # concurrency.
 NEED_SSHD= NEED_REPO=
-if want transport || want concurrency; then NEED_SSHD=1 NEED_REPO=1; fi
+if want transport || want concurrency || want manyrefs; then NEED_SSHD=1 NEED_REPO=1; fi
 if want pipelines; then NEED_SSHD=1; fi
 
 [ "$(id -u)" = 0 ] || die "run as root: it creates the '$BENCH_USER' user and runs a private sshd"
@@ -201,6 +204,7 @@ export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=$WORK/gitconfig
 
 log "building refline and refline-bench"
 step 10m go build -o "$WORK/bin/refline" ./cmd/refline
+step 10m go build -o "$WORK/bin/refline-hook" ./cmd/refline-hook # the hook relay, next to refline
 step 10m go build -o "$WORK/bin/refline-bench" ./cmd/refline-bench
 BENCH=$WORK/bin/refline-bench
 
@@ -273,6 +277,15 @@ if [ -n "$NEED_SSHD" ]; then
 		CREATED_PRIVSEP=1
 	fi
 
+	# Some containers ship a /dev/null that only root may write, and git
+	# run by the git-shell user needs to: sshd then runs in a mount
+	# namespace of its own with a proper null device bound over it (the
+	# machine's /dev/null is left as it is).
+	SSHD_WRAP=()
+	if [ "$(stat -c %a /dev/null)" != 666 ]; then
+		mknod -m 666 "$WORK/sshd/null" c 1 3
+		SSHD_WRAP=(unshare --mount sh -c 'mount --bind "$0" /dev/null && exec "$@"' "$WORK/sshd/null")
+	fi
 	start_sshd() {
 		SSH_PORT=$("$BENCH" freeport)
 		cat >"$WORK/sshd/sshd_config" <<EOF
@@ -298,7 +311,7 @@ MaxStartups $SSHD_MAX_STARTUPS
 LogLevel ERROR
 EOF
 		"$SSHD" -t -f "$WORK/sshd/sshd_config"
-		"$SSHD" -D -f "$WORK/sshd/sshd_config" -E "$WORK/sshd/sshd.log" &
+		"${SSHD_WRAP[@]}" "$SSHD" -D -f "$WORK/sshd/sshd_config" -E "$WORK/sshd/sshd.log" &
 		SSHD_PID=$!
 	}
 	sshd_ready() {
@@ -393,4 +406,11 @@ if want sandbox; then
 	log "sandbox: $STAGES stages per executor, alternating, plus a warm-up"
 	step 20m "$BENCH" sandbox -stages "$STAGES" -work "$WORK" -command "$COMMAND" -out "$WORK/sandbox.md"
 	write_section sandbox "## Sandbox"
+fi
+
+if want manyrefs; then
+	log "manyrefs: $RUNS runs per operation and server, plus a warm-up"
+	step 30m "$BENCH" manyrefs -runs "$RUNS" -src "$WORK/src.git" -work "$WORK/client" -command "$COMMAND" \
+		"${SERVERS[@]}" -out "$WORK/manyrefs.md"
+	write_section manyrefs "## Many refs"
 fi

@@ -40,6 +40,8 @@ func main() {
 		err = concurrencyMain(os.Args[2:])
 	case "sandbox":
 		err = sandboxMain(os.Args[2:])
+	case "manyrefs":
+		err = manyrefsMain(os.Args[2:])
 	case "section":
 		err = sectionMain(os.Args[2:])
 	case "freeport":
@@ -72,6 +74,7 @@ func usage(w io.Writer) {
   artifacts    time recording a signed artifact against git add + commit
   concurrency  bursts of clones and pushes against refline and OpenSSH
   sandbox      time what the sandbox executor adds to a stage against the local one
+  manyrefs     push, clone, fetch and ls-remote of a repository with thousands of refs
   section      replace one "## " section of a markdown file
   freeport     print a free TCP port on 127.0.0.1
   nc           connect stdin/stdout to HOST PORT (ssh ProxyCommand with TCP_NODELAY)

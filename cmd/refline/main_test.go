@@ -20,11 +20,15 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/refline/refline/hooks/relay"
 )
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"refline": func() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
+		// The hook relay, next to refline as `make build` installs it.
+		"refline-hook": func() { os.Exit(relay.Main(os.Args[1:], os.Stdin, os.Stderr, os.Getenv)) },
 	})
 }
 
@@ -117,6 +121,7 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 	"httpget":  cmdHTTPGet,
 	"pushrace": cmdPushRace,
 	"waitfor":  cmdWaitFor,
+	"readme":   cmdReadme,
 }
 
 // cmdWaitFor runs a shell command until it succeeds (30s at most): tests

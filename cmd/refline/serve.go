@@ -234,10 +234,18 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 	runDir := filepath.Join(data, "run")
 	socket := filepath.Join(runDir, "hook.sock")
 	hooksDir := filepath.Join(data, "hooks")
-	if err := hooks.WriteShims(hooksDir, self, socket); err != nil {
+	pushHooksDir := filepath.Join(data, "hooks", "push")
+	shim := hooks.Shim{Binary: self, Relay: relayPath(self), Socket: socket}
+	if shim.Relay == "" {
+		log.Info("no refline-hook next to the refline binary: hooks run `refline hook` (slower; make build installs both)")
+	}
+	if err := hooks.WriteShims(hooksDir, hooks.Names, shim); err != nil {
 		return err
 	}
-	store := &gitserver.Store{Root: filepath.Join(data, "repos"), HooksDir: hooksDir}
+	if err := hooks.WriteShims(pushHooksDir, hooks.PushNames, shim); err != nil {
+		return err
+	}
+	store := &gitserver.Store{Root: filepath.Join(data, "repos"), HooksDir: hooksDir, PushHooksDir: pushHooksDir}
 	if err := os.MkdirAll(store.Root, 0o755); err != nil {
 		return fmt.Errorf("repos dir: %w", err)
 	}
@@ -255,13 +263,17 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 	if err != nil {
 		return err
 	}
+	// The server's own writes need no reference-transaction call (the
+	// server decided them): git runs them with the push hooks.
+	serverUpdater := refs.Updater{Env: []string{hooks.TokenEnv + "=" + serverToken, hooks.SkipTxEnv + "=1",
+		"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=core.hooksPath", "GIT_CONFIG_VALUE_0=" + pushHooksDir}}
 	runner, err := pipelines.New(pipelines.Config{
 		DataDir:    data,
 		Repos:      store,
 		Executor:   executor,
 		MaxJobs:    f.maxJobs,
 		Signer:     signer,
-		Updater:    refs.Updater{Env: []string{hooks.TokenEnv + "=" + serverToken, hooks.SkipTxEnv + "=1"}},
+		Updater:    serverUpdater,
 		Committer:  object.Signature{Name: "refline", Email: "refline@" + host},
 		Logger:     log.WithField("component", "pipelines"),
 		Registerer: reg,
@@ -442,6 +454,16 @@ func selfPath() (string, error) {
 		p = lp
 	}
 	return filepath.Abs(p)
+}
+
+// relayPath is the hook relay binary (cmd/refline-hook) installed next to
+// the refline binary self, or "" when there is none.
+func relayPath(self string) string {
+	p := filepath.Join(filepath.Dir(self), "refline-hook")
+	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+		return p
+	}
+	return ""
 }
 
 // jobBaseEnv is the part of the server's environment jobs see (SPEC §5).

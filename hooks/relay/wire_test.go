@@ -1,4 +1,4 @@
-package hooks
+package relay
 
 import (
 	"bytes"
@@ -26,13 +26,13 @@ func TestRequestRoundTrip(t *testing.T) {
 
 func TestResponseStreamsOutputThenExit(t *testing.T) {
 	var buf bytes.Buffer
-	w := frameWriter{&buf}
+	w := OutputWriter{W: &buf}
 	big := bytes.Repeat([]byte("x"), 200<<10) // split into several frames
 	if n, err := w.Write(big); err != nil || n != len(big) {
 		t.Fatalf("write: %d, %v", n, err)
 	}
 	w.Write([]byte("done\n"))
-	writeExit(&buf, 3)
+	WriteExit(&buf, 3)
 	var out bytes.Buffer
 	code, err := ReadResponse(&buf, &out)
 	if err != nil || code != 3 {
@@ -54,7 +54,7 @@ func TestReadFrameRefusesHugeLength(t *testing.T) {
 
 func TestResponseWithoutVerdictIsAnError(t *testing.T) {
 	var buf bytes.Buffer
-	frameWriter{&buf}.Write([]byte("partial"))
+	OutputWriter{W: &buf}.Write([]byte("partial"))
 	if _, err := ReadResponse(&buf, &bytes.Buffer{}); err == nil {
 		t.Fatal("a closed connection without an exit frame was taken as success")
 	}
@@ -67,8 +67,8 @@ func FuzzWire(f *testing.F) {
 	WriteRequest(&buf, &Request{Hook: "pre-receive", Repo: "/r", Stdin: []byte("a b c\n")})
 	f.Add(buf.Bytes())
 	buf.Reset()
-	frameWriter{&buf}.Write([]byte("out"))
-	writeExit(&buf, 1)
+	OutputWriter{W: &buf}.Write([]byte("out"))
+	WriteExit(&buf, 1)
 	f.Add(buf.Bytes())
 	f.Add([]byte{'q', 0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, data []byte) {
