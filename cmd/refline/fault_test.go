@@ -188,7 +188,15 @@ func cmdCrash(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	if touch != "" {
 		// Now that the moment is watched for, let the job that waits for
-		// this file go on.
+		// this file go on, once its workspace exists: a push returns when
+		// the run is queued, before the workspace is made.
+		for end := time.Now().Add(faultWait); ; time.Sleep(10 * time.Millisecond) {
+			if _, err := os.Stat(filepath.Dir(touch)); err == nil {
+				break
+			} else if time.Now().After(end) {
+				ts.Fatalf("crash -touch: %v", err)
+			}
+		}
 		ts.Check(os.WriteFile(touch, nil, 0o644))
 	}
 	deadline := time.Now().Add(faultWait)
