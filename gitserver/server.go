@@ -51,6 +51,9 @@ type Config struct {
 	// GitTimeout bounds how long a git child may outlive its client after a
 	// disconnect before it is terminated.
 	GitGrace time.Duration
+	// Limits bound connections, sessions and pushes; zero fields take
+	// DefaultLimits.
+	Limits Limits
 }
 
 // Server is the SSH endpoint.
@@ -60,6 +63,7 @@ type Server struct {
 	commands map[string]Command
 	addr     atomic.Value // net.Addr
 	metrics  serverMetrics
+	limits   *connLimiter
 	wg       sync.WaitGroup
 }
 
@@ -78,7 +82,8 @@ func New(cfg Config) *Server {
 	if cfg.GitGrace == 0 {
 		cfg.GitGrace = 10 * time.Second
 	}
-	s := &Server{cfg: cfg}
+	cfg.Limits = cfg.Limits.withDefaults()
+	s := &Server{cfg: cfg, limits: newConnLimiter(cfg.Limits, cfg.Logger)}
 	s.metrics = serverMetrics{
 		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "refline_ssh_sessions_total",
@@ -99,6 +104,7 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(s.metrics.sessions, s.metrics.active, s.metrics.bytes, s.metrics.authFail)
+		cfg.Registerer.MustRegister(s.limits.refusals, s.limits.conns)
 	}
 	s.commands = s.builtinCommands()
 	if cfg.Pipelines != nil {
@@ -110,8 +116,11 @@ func New(cfg Config) *Server {
 		Handler:          s.handle,
 		PublicKeyHandler: s.authKey,
 		// Git sends GIT_PROTOCOL with SetEnv; everything else from the
-		// client's environment is dropped in handle.
-		IdleTimeout: 0,
+		// client's environment is refused in sessionChannel.
+		IdleTimeout:          cfg.Limits.IdleTimeout,
+		ConnCallback:         s.limits.admit,
+		ServerConfigCallback: s.serverConfig,
+		ChannelHandlers:      map[string]ssh.ChannelHandler{"session": s.sessionChannel},
 	}
 	s.srv.AddHostKey(cfg.HostKey)
 	return s
@@ -141,7 +150,7 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(net.Addr), grace
 		ready(ln.Addr())
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(quickAckListener{ln}) }()
+	go func() { errc <- s.srv.Serve(quickAckListener{BackoffListener(ln, s.cfg.Logger)}) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("ssh server: %w", err)
@@ -270,11 +279,12 @@ func (s *Server) serveGit(sess ssh.Session, log *logrus.Entry, user access.User,
 		}
 	}
 
-	cmd := exec.Command(s.cfg.Repos.gitBin(), service, s.cfg.Repos.Path(name))
+	cmd := exec.Command(s.cfg.Repos.gitBin(), append(s.gitLimitArgs(service), service, s.cfg.Repos.Path(name))...)
 	cmd.Env = GitEnv(env...)
 	cmd.Dir = s.cfg.Repos.Path(name)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Stdin = countingReader{sess, s.metrics.bytes.WithLabelValues("in")}
+	in := &sizeReader{r: sess}
+	cmd.Stdin = countingReader{in, s.metrics.bytes.WithLabelValues("in")}
 	cmd.Stdout = countingWriter{sess, s.metrics.bytes.WithLabelValues("out")}
 	cmd.Stderr = sess.Stderr()
 	start := time.Now()
@@ -287,6 +297,9 @@ func (s *Server) serveGit(sess ssh.Session, log *logrus.Entry, user access.User,
 	go s.reap(sess.Context(), cmd.Process.Pid, done, log)
 	err = cmd.Wait()
 	close(done)
+	if service == "receive-pack" {
+		s.pushTooLarge(sess.Stderr(), in.n)
+	}
 	code := 0
 	if err != nil {
 		code = 1

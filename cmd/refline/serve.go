@@ -43,6 +43,7 @@ type serveFlags struct {
 	logFormat  string
 	logLevel   string
 	grace      time.Duration
+	limits     limitFlags
 }
 
 type multiFlag []string
@@ -64,6 +65,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&f.grace, "grace", 30*time.Second, "how long running jobs and sessions may finish on shutdown")
+	f.limits.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -97,6 +99,9 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	}
 	if f.maxJobs < 1 {
 		return nil, fmt.Errorf("--max-jobs must be at least 1")
+	}
+	if err := f.limits.check(); err != nil {
+		return nil, err
 	}
 	return f, nil
 }
@@ -155,6 +160,7 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 	if _, err := exec.LookPath("git"); err != nil {
 		return fmt.Errorf("git is not installed: %w", err)
 	}
+	f.limits.fitFiles(raiseFileLimit(log), log)
 
 	keys, err := keyring.Load(filepath.Join(data, "keys"))
 	if err != nil {
@@ -212,7 +218,11 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 			u, ok := users.User(user)
 			return ok && users.Level(repo, u).Can(access.Read)
 		},
-		AgeIdentities: keys.AgeIdentities,
+		AgeIdentities:    keys.AgeIdentities,
+		MaxJobsPerRepo:   f.limits.slotsPerRepo(f.maxJobs),
+		MaxQueuedPerRepo: f.limits.queuedRuns,
+		MaxLogSize:       int64(f.limits.logSize),
+		MaxArtifactSize:  int64(f.limits.artifactSize),
 	})
 	if err != nil {
 		return err
@@ -233,6 +243,7 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 		Registerer: reg,
 		Checkers: []hooks.Checker{
 			hooks.PipelineChecker{},
+			hooks.QueueLimit{Runner: runner},
 			hooks.DeployGate{Deployer: runner},
 			hooks.SecretsChecker{Identities: keys.AgeIdentities, Recipients: keys.AgeRecipients,
 				KeysHint: func() string { return fmt.Sprintf("ssh -p %s git@%s keys", sshPort.Load(), host) }},
@@ -259,6 +270,7 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 		Registerer: reg,
 		Pipelines:  runner,
 		LogsHint:   logsHint,
+		Limits:     f.limits.ssh,
 	})
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -275,9 +287,9 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
 	go func() {
-		if err := httpSrv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := httpSrv.Serve(gitserver.BackoffListener(httpLn, log.WithField("component", "http"))); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http: %w", err)
 		}
 	}()
