@@ -15,6 +15,10 @@
 #                and end to end through a pipeline
 #   concurrency  50 concurrent clones and 20 concurrent pushes against
 #                OpenSSH + git-shell: failures, wall time, peak RSS
+#   hostile      ssh whoami, clone and push by a legitimate user (median,
+#                p99), refline's RSS and open files: idle, then while the
+#                benchmark holds 10,000 silent connections and floods env
+#                requests
 #
 # The Go side of it is cmd/refline-bench. Needs root (it creates a git-shell
 # user and runs a private sshd), Go and git; installs openssh-server/-client
@@ -28,6 +32,8 @@
 #   BENCH_DEPLOYS    deploys: timed deploys per way of deploying (default 20)
 #   BENCH_ART_RUNS   artifacts: timed runs per contender, and end to end (default 5)
 #   BENCH_CONC_RUNS  concurrency: rounds per burst and server (default 5)
+#   BENCH_HOSTILE_RUNS  hostile: timed runs of each operation per phase (default 30)
+#   BENCH_HOSTILE_CONNS hostile: silent connections (default 10000)
 #   BENCH_SSHD_MAX_STARTUPS  sshd's MaxStartups (default 100:30:200; see below)
 #   BENCH_USER       the git-shell account (default refline-bench)
 #   BENCH_KEEP       set to 1 to keep the scratch directory for inspection
@@ -35,13 +41,15 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-SECTIONS=transport,pipelines,deploys,artifacts,concurrency
+SECTIONS=transport,pipelines,deploys,artifacts,concurrency,hostile
 ONLY=${BENCH_ONLY:-$SECTIONS}
 RUNS=${BENCH_RUNS:-7}
 PUSHES=${BENCH_PUSHES:-60}
 DEPLOYS=${BENCH_DEPLOYS:-20}
 ART_RUNS=${BENCH_ART_RUNS:-5}
 CONC_RUNS=${BENCH_CONC_RUNS:-5}
+HOSTILE_RUNS=${BENCH_HOSTILE_RUNS:-30}
+HOSTILE_CONNS=${BENCH_HOSTILE_CONNS:-10000}
 BENCH_USER=${BENCH_USER:-refline-bench}
 DOC=$ROOT/docs/BENCHMARKS.md
 GIT_SHELL=/usr/bin/git-shell
@@ -53,14 +61,14 @@ if [ -n "${MAKELEVEL:-}" ]; then
 else
 	COMMAND="./scripts/bench.sh${*:+ $*}"
 fi
-for v in BENCH_SSHD_MAX_STARTUPS BENCH_CONC_RUNS BENCH_ART_RUNS BENCH_DEPLOYS BENCH_PUSHES BENCH_RUNS BENCH_ONLY; do
+for v in BENCH_HOSTILE_CONNS BENCH_HOSTILE_RUNS BENCH_SSHD_MAX_STARTUPS BENCH_CONC_RUNS BENCH_ART_RUNS BENCH_DEPLOYS BENCH_PUSHES BENCH_RUNS BENCH_ONLY; do
 	[ -n "${!v:-}" ] && COMMAND="$v=${!v} $COMMAND"
 done
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
-for v in RUNS PUSHES DEPLOYS ART_RUNS CONC_RUNS; do
+for v in RUNS PUSHES DEPLOYS ART_RUNS CONC_RUNS HOSTILE_RUNS HOSTILE_CONNS; do
 	case ${!v} in '' | *[!0-9]* | 0) die "BENCH_$v must be a positive number, not '${!v}'" ;; esac
 done
 IFS=, read -ra only <<<"$ONLY"
@@ -376,4 +384,13 @@ if want concurrency; then
 		"${SERVERS[@]}" -sshd-note "$SSHD_NOTE" \
 		-out "$WORK/concurrency.md"
 	write_section concurrency "## Concurrency"
+fi
+
+if want hostile; then
+	log "hostile: $HOSTILE_RUNS runs of each operation, idle and under $HOSTILE_CONNS silent connections and an env flood"
+	# The attacker's connections are this machine's too: the benchmark
+	# raises its own open file limit to the hard one, which must hold them.
+	step 20m "$BENCH" hostile -runs "$HOSTILE_RUNS" -conns "$HOSTILE_CONNS" -work "$WORK/client" -command "$COMMAND" \
+		"${REFLINE[@]}" -refline-pid "$REFLINE_PID" -out "$WORK/hostile.md"
+	write_section hostile "## Hostile load"
 fi

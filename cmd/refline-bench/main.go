@@ -38,6 +38,8 @@ func main() {
 		err = artifactsMain(os.Args[2:])
 	case "concurrency":
 		err = concurrencyMain(os.Args[2:])
+	case "hostile":
+		err = hostileMain(os.Args[2:])
 	case "section":
 		err = sectionMain(os.Args[2:])
 	case "freeport":
@@ -69,6 +71,7 @@ func usage(w io.Writer) {
   deploys      time deploy ref moved → deploy process started
   artifacts    time recording a signed artifact against git add + commit
   concurrency  bursts of clones and pushes against refline and OpenSSH
+  hostile      a legitimate user's operations, idle and under silent-connection and env floods
   section      replace one "## " section of a markdown file
   freeport     print a free TCP port on 127.0.0.1
   nc           connect stdin/stdout to HOST PORT (ssh ProxyCommand with TCP_NODELAY)
