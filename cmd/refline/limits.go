@@ -36,7 +36,7 @@ func (l *limitFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&l.ssh.MaxSessionsPerConn, "max-sessions-per-conn", d.MaxSessionsPerConn, "SSH sessions open at once on one connection")
 	fs.IntVar(&l.ssh.MaxSessionsPerUser, "max-sessions-per-user", d.MaxSessionsPerUser, "SSH sessions open at once by one user")
 	fs.Var(&l.pushSize, "max-push-size", "largest pack a push may send (e.g. 512MiB)")
-	fs.IntVar(&l.jobsPerRepo, "max-jobs-per-repo", 0, "job slots one repository may hold (default: --max-jobs minus one, at least 1)")
+	fs.IntVar(&l.jobsPerRepo, "max-jobs-per-repo", 0, "job slots one repository may hold (default: --max-jobs minus one from 3 slots up, else --max-jobs)")
 	fs.IntVar(&l.queuedRuns, "max-queued-runs", 32, "queued runs per repository; a push past it is refused")
 	fs.Var(&l.logSize, "max-log-size", "largest log of one run, all stages (e.g. 32MiB)")
 	fs.Var(&l.artifactSize, "max-artifact-size", "largest artifact (its files in all, e.g. 512MiB)")
@@ -61,12 +61,17 @@ func (l *limitFlags) check() error {
 }
 
 // slotsPerRepo is --max-jobs-per-repo, by default one slot fewer than
-// --max-jobs so that another repository always finds one free.
+// --max-jobs so that another repository always finds one free; with one
+// or two slots that would halve what a single repository gets, and the
+// slot given up between stages is what keeps the others going.
 func (l *limitFlags) slotsPerRepo(maxJobs int) int {
 	if l.jobsPerRepo > 0 {
 		return min(l.jobsPerRepo, maxJobs)
 	}
-	return max(1, maxJobs-1)
+	if maxJobs < 3 {
+		return maxJobs
+	}
+	return maxJobs - 1
 }
 
 // fitFiles keeps the connection limit below the file descriptors the
