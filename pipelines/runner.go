@@ -138,9 +138,7 @@ func New(cfg Config) (*Runner, error) {
 		store: &runStore{root: filepath.Join(cfg.DataDir, "runs")},
 		log:   cfg.Logger,
 		live:  map[runKey]*liveRun{},
-		busy:   map[string]bool{},
-		held:   map[string]int{},
-		served: map[string]uint64{},
+		busy:  map[string]bool{},
 		m: runnerMetrics{
 			runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "refline_runs_total", Help: "Finished runs by kind and final state.",
@@ -159,6 +157,7 @@ func New(cfg Config) (*Runner, error) {
 		},
 	}
 	r.cond = sync.NewCond(&r.mu)
+	r.held, r.served = map[string]int{}, map[string]uint64{}
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(r.m.runs, r.m.queued, r.m.running, r.m.firstStage)
 	}

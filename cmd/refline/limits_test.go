@@ -284,9 +284,9 @@ func cmdSSHReq(ts *testscript.TestScript, neg bool, args []string) {
 			fmt.Fprintf(ts.Stdout(), "%s %s\n", r, verdict(ok, err))
 		case r == "x11-req":
 			payload := ssh.Marshal(struct {
-				Single         bool
-				Proto, Cookie  string
-				Screen         uint32
+				Single        bool
+				Proto, Cookie string
+				Screen        uint32
 			}{false, "MIT-MAGIC-COOKIE-1", "00112233445566778899aabbccddeeff", 0})
 			ok, err := ch.SendRequest(r, true, payload)
 			fmt.Fprintf(ts.Stdout(), "%s %s\n", r, verdict(ok, err))
