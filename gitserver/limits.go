@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gliderlabs/ssh"
@@ -172,6 +173,25 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// pending reports whether the client has sent bytes the server has not
+// read yet.
+func (c *trackedConn) pending() bool {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	n := 0
+	_ = raw.Control(func(fd uintptr) {
+		var b [1]byte
+		n, _, _ = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	})
+	return n > 0
+}
+
 func (c *trackedConn) Close() error {
 	c.l.forget(c)
 	return c.Conn.Close()
@@ -225,6 +245,9 @@ func (l *connLimiter) admit(ctx ssh.Context, nc net.Conn) net.Conn {
 	l.mu.Unlock()
 	for _, v := range victims {
 		l.count("unauth", "closed unauthenticated connections to make room for new ones (refline serve --max-unauth-conns, --max-conns)")
+		if l.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
+			l.log.WithFields(logrus.Fields{"remote": v.RemoteAddr().String(), "spoke": v.spoke.Load()}).Debug("closed an unauthenticated connection for a new one")
+		}
 		v.Conn.Close()
 	}
 	ctx.SetValue(ctxKeyConn{}, c)
@@ -233,14 +256,22 @@ func (l *connLimiter) admit(ctx ssh.Context, nc net.Conn) net.Conn {
 
 // victimLocked detaches the unauthenticated connection to close for a new
 // one: the oldest that never sent a byte, else the oldest. Legitimate
-// clients speak at once; a silent connection is the cheapest to lose.
+// clients speak at once; a silent connection is the cheapest to lose. In a
+// burst the server may not have read a new client's first bytes yet, so
+// the kernel is asked before a connection counts as silent.
 func (l *connLimiter) victimLocked() *trackedConn {
 	var v *trackedConn
 	for e := l.unauth.Front(); e != nil; e = e.Next() {
-		if c := e.Value.(*trackedConn); !c.spoke.Load() {
-			v = c
-			break
+		c := e.Value.(*trackedConn)
+		if c.spoke.Load() {
+			continue
 		}
+		if c.pending() {
+			c.spoke.Store(true)
+			continue
+		}
+		v = c
+		break
 	}
 	if v == nil {
 		if e := l.unauth.Front(); e != nil {

@@ -132,6 +132,7 @@ func benchHostile(c hostileConfig) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	rampTime := time.Since(ramp)
+	a.flood(ctx, &wg)
 	fmt.Fprintf(os.Stderr, "hostile: %d silent connections dialed in %s; %d runs of each operation under attack\n", a.dials.Load(), rampTime.Round(time.Millisecond), c.runs)
 	attacked := measureOps(c, repo, health, "attack")
 	cancel()
@@ -283,6 +284,14 @@ func (a *attacker) start(ctx context.Context, wg *sync.WaitGroup) {
 			}
 		}()
 	}
+}
+
+// flood starts the env flood. It starts once the silent connections are
+// dialed: during that burst the flood's own client, starved by them in
+// this process, would be slow to send its first bytes, and the server
+// closes silent unauthenticated connections first.
+func (a *attacker) flood(ctx context.Context, wg *sync.WaitGroup) {
+	addr := net.JoinHostPort(a.c.t.host, a.c.t.port)
 	perConn := time.Second * time.Duration(max(a.c.floods, 1)) / time.Duration(max(a.c.envRate, 1))
 	value := strings.Repeat("x", a.c.envSize)
 	for range a.c.floods {
