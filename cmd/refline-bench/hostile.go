@@ -33,6 +33,7 @@ type hostileConfig struct {
 	t        reflineTarget
 	pid      int
 	runs     int
+	blocks   int
 	conns    int
 	addrs    int
 	churn    int
@@ -51,6 +52,7 @@ func hostileMain(args []string) error {
 	c.t.register(fs)
 	fs.IntVar(&c.pid, "refline-pid", 0, "refline's process id, for its RSS and open files")
 	fs.IntVar(&c.runs, "runs", 30, "timed runs of each operation, idle and under attack")
+	fs.IntVar(&c.blocks, "blocks", 3, "idle and attacked phases alternate this many times")
 	fs.IntVar(&c.conns, "conns", 10000, "silent connections the attacker holds open")
 	fs.IntVar(&c.addrs, "addrs", 200, "source addresses (127.0.1.x) the silent connections come from")
 	fs.IntVar(&c.churn, "churn", 200, "reconnections a second once the server closes silent connections")
@@ -63,7 +65,7 @@ func hostileMain(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if c.work == "" || c.pid == 0 || c.runs < 1 || c.conns < 1 || c.addrs < 1 || c.addrs > 250 {
+	if c.work == "" || c.pid == 0 || c.runs < 1 || c.blocks < 1 || c.blocks > c.runs || c.conns < 1 || c.addrs < 1 || c.addrs > 250 {
 		return fmt.Errorf("missing or bad flags; see -h")
 	}
 	if err := c.t.init(); err != nil {
@@ -120,30 +122,41 @@ func benchHostile(c hostileConfig) error {
 		return err
 	}
 
-	fmt.Fprintf(os.Stderr, "hostile: %d runs of each operation on the idle server\n", c.runs)
-	idle := measureOps(c, repo, health, "idle")
+	// Idle and attacked blocks alternate, so that other work on the
+	// machine weighs on both alike.
+	var idle, attacked opTimes
+	a := &attacker{c: c, signer: signer, told: map[string]int{}, floodErrs: map[string]int{}}
+	var rampTime time.Duration
+	for b := range c.blocks {
+		n := c.runs / c.blocks
+		if b < c.runs%c.blocks {
+			n++
+		}
+		fmt.Fprintf(os.Stderr, "hostile: block %d of %d: %d runs of each operation on the idle server\n", b+1, c.blocks, n)
+		measureOps(c, repo, health, fmt.Sprintf("idle-%d", b), n, &idle)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	a := &attacker{c: c, signer: signer}
-	var wg sync.WaitGroup
-	a.start(ctx, &wg)
-	ramp := time.Now()
-	for a.dials.Load() < int64(c.conns) && time.Since(ramp) < 2*time.Minute {
-		time.Sleep(50 * time.Millisecond)
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		before := a.dials.Load()
+		a.start(ctx, &wg)
+		ramp := time.Now()
+		for a.dials.Load()-before < int64(c.conns) && time.Since(ramp) < 2*time.Minute {
+			time.Sleep(50 * time.Millisecond)
+		}
+		rampTime = max(rampTime, time.Since(ramp))
+		a.flood(ctx, &wg)
+		fmt.Fprintf(os.Stderr, "hostile: block %d of %d: %d silent connections dialed in %s; %d runs of each operation under attack\n",
+			b+1, c.blocks, a.dials.Load()-before, time.Since(ramp).Round(time.Millisecond), n)
+		measureOps(c, repo, health, fmt.Sprintf("attack-%d", b), n, &attacked)
+		cancel()
+		wg.Wait()
 	}
-	rampTime := time.Since(ramp)
-	a.flood(ctx, &wg)
-	fmt.Fprintf(os.Stderr, "hostile: %d silent connections dialed in %s; %d runs of each operation under attack\n", a.dials.Load(), rampTime.Round(time.Millisecond), c.runs)
-	attacked := measureOps(c, repo, health, "attack")
-	cancel()
-	wg.Wait()
 	return reportHostile(c, idle, attacked, a, rampTime)
 }
 
-// measureOps times whoami, clone and push runs times each, interleaved,
-// while sampling refline's RSS and open files.
-func measureOps(c hostileConfig, repo *clientRepo, health, phase string) opTimes {
-	var t opTimes
+// measureOps times whoami, clone and push n times each, interleaved,
+// while sampling refline's RSS and open files, and adds them to t.
+func measureOps(c hostileConfig, repo *clientRepo, health, phase string, n int, t *opTimes) {
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -164,7 +177,7 @@ func measureOps(c hostileConfig, repo *clientRepo, health, phase string) opTimes
 	fail := func(what string, err error) {
 		t.failures = append(t.failures, fmt.Sprintf("%s: %v", what, err))
 	}
-	for i := range c.runs {
+	for i := range n {
 		if _, d, out, err := timed("", c.t.command("whoami")...); err != nil {
 			fail("whoami", err)
 		} else if strings.TrimSpace(out) == "" {
@@ -198,7 +211,6 @@ func measureOps(c hostileConfig, repo *clientRepo, health, phase string) opTimes
 	}
 	close(stop)
 	<-done
-	return t
 }
 
 func openFiles(pid int) int {
@@ -223,8 +235,6 @@ type attacker struct {
 }
 
 func (a *attacker) start(ctx context.Context, wg *sync.WaitGroup) {
-	a.told = map[string]int{}
-	a.floodErrs = map[string]int{}
 	tokens := make(chan struct{})
 	wg.Add(1)
 	go func() { // reconnections, at a bounded rate
@@ -354,10 +364,10 @@ func reportHostile(c hostileConfig, idle, attacked opTimes, a *attacker, ramp ti
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w("## Hostile load\n\n")
 	w("Written by `scripts/bench.sh` (`make bench`); run on %s with\n\n```\n%s\n```\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), c.command)
-	w("A legitimate user (the admin key, from 127.0.0.1) runs `ssh whoami`, a clone and a push (`-o ci.skip`) of a small repository, %d times each, interleaved: first against the idle server, then while this benchmark attacks the same server from the same machine:\n\n", c.runs)
-	w("- **silent connections**: %d TCP connections to the SSH port from %d source addresses (127.0.1.x, %d each), which send nothing; every connection the server closes is reopened, %d a second at most (%d dials in all, %d closed by the server; ramp-up to %d dials took %s);\n",
+	w("A legitimate user (the admin key, from 127.0.0.1) runs `ssh whoami`, a clone and a push (`-o ci.skip`) of a small repository, %d times each, interleaved, against the idle server and while this benchmark attacks the same server from the same machine (%d idle and %d attacked blocks, alternating, so that other work on the machine weighs on both alike). The attack, started afresh in each block:\n\n", c.runs, c.blocks, c.blocks)
+	w("- **silent connections**: %d TCP connections to the SSH port from %d source addresses (127.0.1.x, %d each), which send nothing; every connection the server closes is reopened, %d a second at most (%d dials in all, %d closed by the server; the initial %d dials took %s at most);\n",
 		c.conns, c.addrs, (c.conns+c.addrs-1)/c.addrs, c.churn, a.dials.Load(), a.closed.Load(), c.conns, ramp.Round(time.Millisecond))
-	w("- **env flood**: %d connections of an authenticated user with no grants, each opening sessions and sending `env` requests of %d bytes with want-reply, %d a second in all: %d sent in %d sessions, %d granted, %d refused.\n\n",
+	w("- **env flood**, once the silent connections are dialed: %d connections of an authenticated user with no grants, each opening sessions and sending `env` requests of %d bytes with want-reply, %d a second in all: %d sent in %d sessions, %d granted, %d refused.\n\n",
 		c.floods, c.envSize, c.envRate, a.envSent.Load(), a.envSessions.Load(), a.envGranted.Load(), a.envRefused.Load())
 	w("refline runs with its default limits (README, \"Limits\"). The times are wall-clock for the whole client command (ssh or git, with the SSH handshake); RSS and open files are those of the `refline serve` process, sampled every 100 ms, peak over the phase.\n\n")
 	w("| operation | idle median | idle p99 | under attack median | under attack p99 | median ratio | target (≤ 2×) |\n|---|---|---|---|---|---|---|\n")
@@ -398,6 +408,9 @@ func reportHostile(c hostileConfig, idle, attacked opTimes, a *attacker, ramp ti
 	}
 	w("%s\n", strings.Join(lines, "\n"))
 	w("- silent connections closed by the server without a message: %d (replaced by newer ones past `--max-unauth-conns`, or past `--auth-timeout`)\n", a.closed.Load()-int64(sum(a.told)))
+	if len(a.floodErrs) > 0 {
+		w("\nA failed handshake of the env flood is one of its connections that the server closed as silent: opened while the silent connections still churn, its client, starved by them in this process, had not sent its first bytes when it became the oldest silent connection. The server closes the oldest connection that has sent nothing (nor has bytes waiting unread) first; a client that speaks at once, as OpenSSH and git do, is not taken for a silent one.\n")
+	}
 	if !refusedOK {
 		w("\nFailures of the legitimate user under attack:\n\n")
 		for _, f := range attacked.failures {
