@@ -1,6 +1,7 @@
 package gitserver
 
 import (
+	"bytes"
 	"container/list"
 	"errors"
 	"fmt"
@@ -533,14 +534,39 @@ func (l *backoffListener) Accept() (net.Conn, error) {
 	}
 }
 
-// sizeReader counts what a client sends, for pushTooLarge.
-type sizeReader struct {
-	r io.Reader
-	n int64
+// packReader measures the pack a push sends, for pushTooLarge: the bytes
+// from the pack's signature on (the ref commands before it do not count
+// against receive.maxInputSize, and receive-pack exits 0 when it refuses a
+// pack, so the size is what tells).
+type packReader struct {
+	r    io.Reader
+	n    int64 // bytes read
+	pack int64 // offset of the pack's signature, -1 until seen
+	tail []byte
 }
 
-func (s *sizeReader) Read(p []byte) (int, error) {
+var packMagic = []byte("PACK\x00\x00\x00")
+
+func newPackReader(r io.Reader) *packReader { return &packReader{r: r, pack: -1} }
+
+func (s *packReader) Read(p []byte) (int, error) {
 	n, err := s.r.Read(p)
+	if s.pack < 0 && n > 0 {
+		// The signature may straddle two reads.
+		buf := append(s.tail, p[:n]...)
+		if i := bytes.Index(buf, packMagic); i >= 0 {
+			s.pack = s.n - int64(len(s.tail)) + int64(i)
+		}
+		s.tail = append(s.tail[:0], buf[max(0, len(buf)-len(packMagic)+1):]...)
+	}
 	s.n += int64(n)
 	return n, err
+}
+
+// packSize is how many bytes of pack were read.
+func (s *packReader) packSize() int64 {
+	if s.pack < 0 {
+		return 0
+	}
+	return s.n - s.pack
 }

@@ -283,7 +283,7 @@ func (s *Server) serveGit(sess ssh.Session, log *logrus.Entry, user access.User,
 	cmd.Env = GitEnv(env...)
 	cmd.Dir = s.cfg.Repos.Path(name)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	in := &sizeReader{r: sess}
+	in := newPackReader(sess)
 	cmd.Stdin = countingReader{in, s.metrics.bytes.WithLabelValues("in")}
 	cmd.Stdout = countingWriter{sess, s.metrics.bytes.WithLabelValues("out")}
 	cmd.Stderr = sess.Stderr()
@@ -298,7 +298,7 @@ func (s *Server) serveGit(sess ssh.Session, log *logrus.Entry, user access.User,
 	err = cmd.Wait()
 	close(done)
 	if service == "receive-pack" {
-		s.pushTooLarge(sess.Stderr(), in.n)
+		s.pushTooLarge(sess.Stderr(), in.packSize())
 	}
 	code := 0
 	if err != nil {
