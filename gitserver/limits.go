@@ -211,9 +211,39 @@ func addrKey(a net.Addr) string {
 	return ta.IP.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
 
-// admit is the ConnCallback: it counts the connection or refuses it, and
-// arms the authentication deadline.
-func (l *connLimiter) admit(ctx ssh.Context, nc net.Conn) net.Conn {
+// limitListener admits connections as they are accepted, in the accept
+// loop: a burst of connections never holds more file descriptors than the
+// limits allow, not even for the moment before a per-connection goroutine
+// would look at them.
+type limitListener struct {
+	net.Listener
+	l *connLimiter
+}
+
+func (ll limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := ll.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if tc := ll.l.admit(c); tc != nil {
+			return tc, nil
+		}
+	}
+}
+
+// attach is the ConnCallback: it makes the connection's accounting
+// reachable from its ssh.Context.
+func (l *connLimiter) attach(ctx ssh.Context, nc net.Conn) net.Conn {
+	if tc, ok := nc.(*trackedConn); ok {
+		ctx.SetValue(ctxKeyConn{}, tc)
+	}
+	return nc
+}
+
+// admit counts a new connection or refuses it, and arms the
+// authentication deadline.
+func (l *connLimiter) admit(nc net.Conn) *trackedConn {
 	addr := addrKey(nc.RemoteAddr())
 	var victims []*trackedConn
 	l.mu.Lock()
@@ -251,7 +281,6 @@ func (l *connLimiter) admit(ctx ssh.Context, nc net.Conn) net.Conn {
 		}
 		v.Conn.Close()
 	}
-	ctx.SetValue(ctxKeyConn{}, c)
 	return c
 }
 

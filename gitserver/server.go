@@ -118,7 +118,7 @@ func New(cfg Config) *Server {
 		// Git sends GIT_PROTOCOL with SetEnv; everything else from the
 		// client's environment is refused in sessionChannel.
 		IdleTimeout:          cfg.Limits.IdleTimeout,
-		ConnCallback:         s.limits.admit,
+		ConnCallback:         s.limits.attach,
 		ServerConfigCallback: s.serverConfig,
 		ChannelHandlers:      map[string]ssh.ChannelHandler{"session": s.sessionChannel},
 	}
@@ -150,7 +150,9 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(net.Addr), grace
 		ready(ln.Addr())
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(quickAckListener{BackoffListener(ln, s.cfg.Logger)}) }()
+	go func() {
+		errc <- s.srv.Serve(limitListener{quickAckListener{BackoffListener(ln, s.cfg.Logger)}, s.limits})
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("ssh server: %w", err)
