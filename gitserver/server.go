@@ -54,6 +54,9 @@ type Config struct {
 	GitGrace time.Duration
 	// ImagesDir, when set, adds `image` (DATA/images).
 	ImagesDir string
+	// Limits bound connections, sessions and pushes; zero fields take
+	// DefaultLimits.
+	Limits Limits
 }
 
 // Server is the SSH endpoint.
@@ -63,6 +66,7 @@ type Server struct {
 	commands map[string]Command
 	addr     atomic.Value // net.Addr
 	metrics  serverMetrics
+	limits   *connLimiter
 	wg       sync.WaitGroup
 }
 
@@ -78,7 +82,8 @@ func New(cfg Config) *Server {
 	if cfg.GitGrace == 0 {
 		cfg.GitGrace = 10 * time.Second
 	}
-	s := &Server{cfg: cfg}
+	cfg.Limits = cfg.Limits.withDefaults()
+	s := &Server{cfg: cfg, limits: newConnLimiter(cfg.Limits, cfg.Logger)}
 	s.metrics = serverMetrics{
 		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "refline_ssh_sessions_total",
@@ -99,6 +104,7 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(s.metrics.sessions, s.metrics.active, s.metrics.bytes, s.metrics.authFail)
+		cfg.Registerer.MustRegister(s.limits.refusals, s.limits.conns)
 	}
 	s.commands = s.builtinCommands()
 	if cfg.Pipelines != nil {
@@ -113,8 +119,11 @@ func New(cfg Config) *Server {
 		Handler:          s.handle,
 		PublicKeyHandler: s.authKey,
 		// Git sends GIT_PROTOCOL with SetEnv; everything else from the
-		// client's environment is dropped in handle.
-		IdleTimeout: 0,
+		// client's environment is refused in sessionChannel.
+		IdleTimeout:          cfg.Limits.IdleTimeout,
+		ConnCallback:         s.limits.attach,
+		ServerConfigCallback: s.serverConfig,
+		ChannelHandlers:      map[string]ssh.ChannelHandler{"session": s.sessionChannel},
 	}
 	s.srv.AddHostKey(cfg.HostKey)
 	return s
@@ -144,7 +153,9 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(net.Addr), grace
 		ready(ln.Addr())
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(quickAckListener{ln}) }()
+	go func() {
+		errc <- s.srv.Serve(limitListener{quickAckListener{BackoffListener(ln, s.cfg.Logger)}, s.limits})
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("ssh server: %w", err)
@@ -273,7 +284,7 @@ func (s *Server) serveGit(sess ssh.Session, log *logrus.Entry, user access.User,
 		}
 	}
 
-	args := []string{service, s.cfg.Repos.Path(name)}
+	args := append(s.gitLimitArgs(service), service, s.cfg.Repos.Path(name))
 	if service == "receive-pack" && s.cfg.Repos.PushHooksDir != "" {
 		// No reference-transaction hook for a push: git would run it
 		// twice per ref, and pre-receive has vetted every ref already.
@@ -282,7 +293,8 @@ func (s *Server) serveGit(sess ssh.Session, log *logrus.Entry, user access.User,
 	cmd := gitcmd.Repo{Env: env}.Transport(sess.Context(), args...)
 	cmd.Dir = s.cfg.Repos.Path(name)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Stdin = countingReader{sess, s.metrics.bytes.WithLabelValues("in")}
+	in := newPackReader(sess)
+	cmd.Stdin = countingReader{in, s.metrics.bytes.WithLabelValues("in")}
 	cmd.Stdout = countingWriter{sess, s.metrics.bytes.WithLabelValues("out")}
 	cmd.Stderr = sess.Stderr()
 	start := time.Now()
@@ -295,6 +307,9 @@ func (s *Server) serveGit(sess ssh.Session, log *logrus.Entry, user access.User,
 	go s.reap(sess.Context(), cmd.Process.Pid, done, log)
 	err = cmd.Wait()
 	close(done)
+	if service == "receive-pack" {
+		s.pushTooLarge(sess.Stderr(), in.packSize())
+	}
 	code := 0
 	if err != nil {
 		code = 1

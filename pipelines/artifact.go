@@ -2,6 +2,7 @@ package pipelines
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -104,7 +105,11 @@ func (r *Runner) recordArtifact(ctx context.Context, run *Run, inputs []InputArt
 		if err != nil {
 			return plumbing.ZeroHash, err
 		}
-		tree, err := refs.WriteTree(repo, work, spec.Artifact.Paths)
+		tree, err := refs.WriteTreeMax(repo, work, spec.Artifact.Paths, r.cfg.MaxArtifactSize)
+		var tl *refs.TooLargeError
+		if errors.As(err, &tl) {
+			return plumbing.ZeroHash, fmt.Errorf("the artifact holds %s, more than the limit of %s (refline serve --max-artifact-size)", formatSize(tl.Size), formatSize(tl.Limit))
+		}
 		if err != nil {
 			return plumbing.ZeroHash, err
 		}

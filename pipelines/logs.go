@@ -7,7 +7,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,6 +27,8 @@ type stageLog struct {
 	dropped int64
 	notify  func()
 	mu      sync.Mutex
+	// budget, when set, is the run's: past it the run is stopped.
+	budget *logBudget
 }
 
 func createStageLog(path string, notify func()) (*stageLog, error) {
@@ -39,6 +43,9 @@ func (l *stageLog) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	room := MaxStageLog - l.n
+	if l.budget != nil {
+		room = l.budget.take(int64(len(p)))
+	}
 	w := p
 	if int64(len(w)) > room {
 		w = w[:max(room, 0)]
@@ -59,7 +66,10 @@ func (l *stageLog) Write(p []byte) (int, error) {
 func (l *stageLog) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.dropped > 0 {
+	switch {
+	case l.budget != nil && l.dropped > 0:
+		fmt.Fprintf(l.f, "\n[refline: %s; the run was stopped]\n", l.budget.message())
+	case l.dropped > 0:
 		fmt.Fprintf(l.f, "\n[refline: output truncated: %d more bytes were not kept]\n", l.dropped)
 	}
 	err := l.f.Close()
@@ -141,4 +151,70 @@ func followRun(ctx context.Context, w io.Writer, logPath func(stage string) stri
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// logBudget is what a run may print over all its stages. The first write
+// past it stops the run, which then fails naming the limit.
+type logBudget struct {
+	limit int64
+	used  atomic.Int64
+	over  atomic.Bool
+	stop  func()
+}
+
+// take reserves room for n bytes and returns how many of them fit.
+func (b *logBudget) take(n int64) int64 {
+	used := b.used.Add(n)
+	if used <= b.limit {
+		return n
+	}
+	if b.over.CompareAndSwap(false, true) {
+		b.stop()
+	}
+	return max(0, n-(used-b.limit))
+}
+
+func (b *logBudget) message() string {
+	return "the run's log exceeded " + formatSize(b.limit) + ", the limit (refline serve --max-log-size)"
+}
+
+// newLogBudget is lr's budget under MaxLogSize, or nil (only MaxStageLog
+// per stage applies).
+func (r *Runner) newLogBudget(lr *liveRun) *logBudget {
+	if r.cfg.MaxLogSize <= 0 {
+		return nil
+	}
+	return &logBudget{limit: r.cfg.MaxLogSize, stop: func() {
+		r.mu.Lock()
+		lr.logFull = true
+		cancel := lr.cancel
+		r.mu.Unlock()
+		if cancel != nil {
+			cancel()
+		}
+	}}
+}
+
+// logOverflow says why the run failed if its log ran over its budget.
+func (r *Runner) logOverflow(lr *liveRun) string {
+	r.mu.Lock()
+	full := lr.logFull
+	r.mu.Unlock()
+	if !full {
+		return ""
+	}
+	return lr.logs.message()
+}
+
+// formatSize prints a byte count the way the flags take it (32MiB).
+func formatSize(n int64) string {
+	for _, u := range []struct {
+		s string
+		n int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.n && n%u.n == 0 {
+			return strconv.FormatInt(n/u.n, 10) + u.s
+		}
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
 }

@@ -56,6 +56,16 @@ type Config struct {
 	Auth Authorizer
 	// AgeIdentities are the server's identities for decrypting secrets.
 	AgeIdentities func() []age.Identity
+	// MaxJobsPerRepo bounds the job slots one repository holds at once
+	// (0: MaxJobs). MaxQueuedPerRepo bounds its queued runs; a push past it
+	// is refused (0: no limit).
+	MaxJobsPerRepo   int
+	MaxQueuedPerRepo int
+	// MaxLogSize bounds a run's log (all stages); a run printing more is
+	// stopped and fails (0: only MaxStageLog per stage is kept).
+	// MaxArtifactSize bounds the files of an artifact (0: no limit).
+	MaxLogSize      int64
+	MaxArtifactSize int64
 }
 
 // Runner queues runs and executes them, --max-jobs at a time.
@@ -76,6 +86,13 @@ type Runner struct {
 
 	setOff      map[runKey]setOff // guarded by mu
 	reconcileMu sync.Mutex
+	// Job slots (schedule.go).
+	started   bool
+	slots     int
+	slotsHeld map[string]int    // slots held per repository
+	served    map[string]uint64 // seq when each repository last got a slot
+	seq       uint64
+	parked    []*liveRun // started runs waiting for a slot between stages
 }
 
 type runKey struct {
@@ -97,6 +114,11 @@ type liveRun struct {
 	pushed time.Time
 	// spec is the pipeline file at the run's commit if already parsed.
 	spec *Spec
+	// granted is set when a parked run gets its slot back.
+	granted bool
+	// logs is the run's log budget; logFull is set once it ran out.
+	logs    *logBudget
+	logFull bool
 }
 
 type runnerMetrics struct {
@@ -139,6 +161,7 @@ func New(cfg Config) (*Runner, error) {
 		},
 	}
 	r.cond = sync.NewCond(&r.mu)
+	r.slotsHeld, r.served = map[string]int{}, map[string]uint64{}
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(r.m.runs, r.m.queued, r.m.running, r.m.firstStage)
 	}
@@ -174,11 +197,9 @@ func (r *Runner) Start(ctx context.Context) error {
 		r.push(&liveRun{run: run, bell: newBell()})
 		r.log.WithField("run", run.ID()).Info("run queued again after restart")
 	}
+	r.started = true
+	r.grant()
 	r.mu.Unlock()
-	for i := 0; i < r.cfg.MaxJobs; i++ {
-		r.workers.Add(1)
-		go r.worker()
-	}
 	return nil
 }
 
@@ -226,7 +247,7 @@ func (r *Runner) push(lr *liveRun) {
 	r.live[runKey{lr.run.Repo, lr.run.Pipeline, lr.run.Number}] = lr
 	r.queue = append(r.queue, lr)
 	r.m.queued.Set(float64(len(r.queue)))
-	r.cond.Signal()
+	r.grant()
 }
 
 // Request asks for a run.
@@ -306,32 +327,9 @@ func (r *Runner) endUnstarted(lr *liveRun, state State, why string) {
 	r.finish(context.Background(), final, r.log.WithField("run", final.ID()))
 	r.mu.Lock()
 	delete(r.live, runKey{final.Repo, final.Pipeline, final.Number})
+	r.grant() // runs waiting for this one may start
 	r.mu.Unlock()
 	lr.bell.ring()
-}
-
-// next blocks until a run may start: the oldest queued run whose pipeline
-// has no build running (builds of one pipeline run in push order, so its
-// artifact chain follows its history).
-func (r *Runner) next() *liveRun {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for {
-		if r.closed {
-			return nil
-		}
-		for i, lr := range r.queue {
-			k := busyKey(lr.run)
-			if r.busy[k] || r.waiting(lr.run) {
-				continue
-			}
-			r.busy[k] = true
-			r.queue = append(r.queue[:i], r.queue[i+1:]...)
-			r.m.queued.Set(float64(len(r.queue)))
-			return lr
-		}
-		r.cond.Wait()
-	}
 }
 
 // waiting reports whether run must wait for a build of one of its
@@ -355,21 +353,6 @@ func busyKey(run *Run) string {
 		return run.Repo + "\x00" + run.Pipeline + "\x00" + run.Environment
 	}
 	return run.Repo + "\x00" + run.Pipeline
-}
-
-func (r *Runner) worker() {
-	defer r.workers.Done()
-	for {
-		lr := r.next()
-		if lr == nil {
-			return
-		}
-		r.execute(lr)
-		r.mu.Lock()
-		delete(r.busy, busyKey(lr.run))
-		r.cond.Broadcast()
-		r.mu.Unlock()
-	}
 }
 
 // update changes a live run under the lock, saves it and wakes followers.
@@ -540,12 +523,21 @@ func (r *Runner) runStages(ctx context.Context, lr *liveRun, log *logrus.Entry) 
 	}
 	defer ws.Close()
 
+	lr.logs = r.newLogBudget(lr)
 	for i, st := range p.stages {
+		if i > 0 {
+			if err := r.between(ctx, lr); err != nil {
+				return r.stoppedWaiting(lr, i)
+			}
+		}
 		var notes []string
 		if i == 0 {
 			notes = p.notes
 		}
 		state, code, errText := r.runStage(ctx, lr, i, st, ws, p.mask, notes, log)
+		if over := r.logOverflow(lr); over != "" {
+			state, errText = Failed, over
+		}
 		r.update(lr, func(run *Run) {
 			run.Stages[i].State, run.Stages[i].ExitCode, run.Stages[i].Error = state, code, errText
 			run.Stages[i].Finished = time.Now().UTC()
@@ -629,6 +621,7 @@ func (r *Runner) runStage(ctx context.Context, lr *liveRun, i int, st Stage, ws 
 	if err != nil {
 		return Failed, 0, err.Error()
 	}
+	file.budget = lr.logs
 	defer file.Close()
 	// Every byte a job prints passes the masker before it reaches the log
 	// file; the live stream, `logs`, push output and run records all read
@@ -877,6 +870,9 @@ func (r *Runner) Retry(ctx context.Context, repo, pipeline string, n int, user s
 	if !old.State.Final() {
 		return nil, fmt.Errorf("%s #%d is still %s", pipeline, n, old.State)
 	}
+	if err := r.QueueRoom(repo); err != nil {
+		return nil, err
+	}
 	return r.Enqueue(ctx, Request{
 		Repo: repo, Pipeline: pipeline, Kind: old.Kind, Commit: old.Commit, Branch: old.Branch,
 		Environment: old.Environment, Artifact: old.Artifact, Inputs: old.Inputs,
@@ -994,7 +990,7 @@ func (r *Runner) Logs(ctx context.Context, repo, pipeline string, n int, w io.Wr
 func (r *Runner) Shutdown(grace time.Duration) {
 	r.mu.Lock()
 	r.closed = true
-	r.cond.Broadcast()
+	r.grant()
 	r.mu.Unlock()
 	done := make(chan struct{})
 	go func() { r.workers.Wait(); close(done) }()

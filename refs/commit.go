@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -43,16 +44,41 @@ import (
 // parallel itself but expects no other goroutine to use repo meanwhile.
 // Open one repository per goroutine instead (git.PlainOpen is cheap).
 func WriteTree(repo *git.Repository, root string, paths []string) (plumbing.Hash, error) {
+	return WriteTreeMax(repo, root, paths, 0)
+}
+
+// TooLargeError refuses a tree whose files hold more than a limit.
+type TooLargeError struct {
+	Size, Limit int64
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("the files hold %d bytes, more than the limit of %d", e.Size, e.Limit)
+}
+
+// WriteTreeMax is WriteTree refusing, with a *TooLargeError, files that
+// hold more than max bytes in all (0: no limit). Sizes are checked before
+// anything is written, and again as each file is read.
+func WriteTreeMax(repo *git.Repository, root string, paths []string, max int64) (plumbing.Hash, error) {
 	rt, err := os.OpenRoot(root)
 	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("write tree: %w", err)
 	}
 	defer rt.Close()
 
-	w := &treeWalker{root: rt, top: newDirNode()}
+	w := &treeWalker{root: rt, top: newDirNode(), max: max}
 	for _, p := range paths {
 		if err := w.addPath(p); err != nil {
 			return plumbing.ZeroHash, fmt.Errorf("write tree of %s: artifact path %q: %w", root, p, err)
+		}
+	}
+	if max > 0 {
+		var size int64
+		for _, f := range w.blobs {
+			size += f.info.Size()
+		}
+		if size > max {
+			return plumbing.ZeroHash, &TooLargeError{Size: size, Limit: max}
 		}
 	}
 	if err := w.writeBlobs(repo.Storer, objectsDir(repo)); err != nil {
@@ -87,6 +113,8 @@ type treeWalker struct {
 	root  *os.Root
 	top   *dirNode
 	blobs []*fileNode
+	max   int64        // 0: no limit
+	size  atomic.Int64 // bytes read so far, against max
 }
 
 // addPath adds the entries one artifact path selects.
@@ -321,6 +349,11 @@ func (w *treeWalker) writeBlob(bs *blobStore, f *fileNode) error {
 	}
 	if !fi.Mode().IsRegular() || !os.SameFile(fi, f.info) {
 		return fmt.Errorf("%s changed while being read", f.rel)
+	}
+	if w.max > 0 {
+		if n := w.size.Add(fi.Size()); n > w.max {
+			return &TooLargeError{Size: n, Limit: w.max}
+		}
 	}
 	h, err := bs.write(file, fi.Size())
 	if err != nil {

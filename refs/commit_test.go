@@ -340,3 +340,36 @@ func TestWriteSignedCommit(t *testing.T) {
 	}
 	runGit(t, "", "", "--git-dir="+dir, "fsck", "--strict")
 }
+
+func TestWriteTreeMax(t *testing.T) {
+	root := t.TempDir()
+	for name, size := range map[string]int{"out/a": 600, "out/b": 500, "small": 10} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, name), make([]byte, size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := initBare(t)
+	repo := openRepo(t, dir)
+	for _, tc := range []struct {
+		paths []string
+		max   int64
+		size  int64 // of the *TooLargeError, 0 for none
+	}{
+		{[]string{"out/"}, 1100, 0},
+		{[]string{"out/"}, 1099, 1100},
+		{[]string{"out/a", "small"}, 1000, 0},
+		{[]string{"out/", "small"}, 0, 0},
+	} {
+		_, err := WriteTreeMax(repo, root, tc.paths, tc.max)
+		var tl *TooLargeError
+		switch {
+		case tc.size == 0 && err != nil:
+			t.Errorf("%v within %d: %v", tc.paths, tc.max, err)
+		case tc.size != 0 && (!errors.As(err, &tl) || tl.Size != tc.size || tl.Limit != tc.max):
+			t.Errorf("%v over %d: got %v, want a TooLargeError of %d bytes", tc.paths, tc.max, err, tc.size)
+		}
+	}
+}

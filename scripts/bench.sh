@@ -20,6 +20,10 @@
 #   manyrefs     push --mirror, clone --mirror, fetch and ls-remote of the
 #                generated repository with 2,000+ branches and tags added,
 #                against OpenSSH + git-shell
+#   hostile      ssh whoami, clone and push by a legitimate user (median,
+#                p99), refline's RSS and open files: idle, then while the
+#                benchmark holds 10,000 silent connections and floods env
+#                requests
 #
 # The Go side of it is cmd/refline-bench. Needs root (it creates a git-shell
 # user and runs a private sshd), Go and git; installs openssh-server/-client
@@ -34,6 +38,8 @@
 #   BENCH_ART_RUNS   artifacts: timed runs per contender, and end to end (default 5)
 #   BENCH_CONC_RUNS  concurrency: rounds per burst and server (default 5)
 #   BENCH_STAGES     sandbox: timed stages per executor (default 300)
+#   BENCH_HOSTILE_RUNS  hostile: timed runs of each operation per phase (default 30)
+#   BENCH_HOSTILE_CONNS hostile: silent connections (default 10000)
 #   BENCH_SSHD_MAX_STARTUPS  sshd's MaxStartups (default 100:30:200; see below)
 #   BENCH_EXECUTOR   the --executor of the server the job sections drive
 #                    (default sandbox: the builds fetch their files and send
@@ -45,7 +51,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-SECTIONS=transport,pipelines,deploys,artifacts,concurrency,sandbox,manyrefs
+SECTIONS=transport,pipelines,deploys,artifacts,concurrency,sandbox,manyrefs,hostile
 ONLY=${BENCH_ONLY:-$SECTIONS}
 RUNS=${BENCH_RUNS:-7}
 PUSHES=${BENCH_PUSHES:-60}
@@ -53,6 +59,8 @@ DEPLOYS=${BENCH_DEPLOYS:-20}
 ART_RUNS=${BENCH_ART_RUNS:-5}
 CONC_RUNS=${BENCH_CONC_RUNS:-5}
 STAGES=${BENCH_STAGES:-300}
+HOSTILE_RUNS=${BENCH_HOSTILE_RUNS:-30}
+HOSTILE_CONNS=${BENCH_HOSTILE_CONNS:-10000}
 BENCH_USER=${BENCH_USER:-refline-bench}
 DOC=$ROOT/docs/BENCHMARKS.md
 GIT_SHELL=/usr/bin/git-shell
@@ -64,14 +72,14 @@ if [ -n "${MAKELEVEL:-}" ]; then
 else
 	COMMAND="./scripts/bench.sh${*:+ $*}"
 fi
-for v in BENCH_SSHD_MAX_STARTUPS BENCH_EXECUTOR BENCH_STAGES BENCH_CONC_RUNS BENCH_ART_RUNS BENCH_DEPLOYS BENCH_PUSHES BENCH_RUNS BENCH_ONLY; do
+for v in BENCH_HOSTILE_CONNS BENCH_HOSTILE_RUNS BENCH_SSHD_MAX_STARTUPS BENCH_EXECUTOR BENCH_STAGES BENCH_CONC_RUNS BENCH_ART_RUNS BENCH_DEPLOYS BENCH_PUSHES BENCH_RUNS BENCH_ONLY; do
 	[ -n "${!v:-}" ] && COMMAND="$v=${!v} $COMMAND"
 done
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
-for v in RUNS PUSHES DEPLOYS ART_RUNS CONC_RUNS STAGES; do
+for v in RUNS PUSHES DEPLOYS ART_RUNS CONC_RUNS STAGES HOSTILE_RUNS HOSTILE_CONNS; do
 	case ${!v} in '' | *[!0-9]* | 0) die "BENCH_$v must be a positive number, not '${!v}'" ;; esac
 done
 IFS=, read -ra only <<<"$ONLY"
@@ -413,4 +421,13 @@ if want manyrefs; then
 	step 30m "$BENCH" manyrefs -runs "$RUNS" -src "$WORK/src.git" -work "$WORK/client" -command "$COMMAND" \
 		"${SERVERS[@]}" -out "$WORK/manyrefs.md"
 	write_section manyrefs "## Many refs"
+fi
+
+if want hostile; then
+	log "hostile: $HOSTILE_RUNS runs of each operation, idle and under $HOSTILE_CONNS silent connections and an env flood"
+	# The attacker's connections are this machine's too: the benchmark
+	# raises its own open file limit to the hard one, which must hold them.
+	step 20m "$BENCH" hostile -runs "$HOSTILE_RUNS" -conns "$HOSTILE_CONNS" -work "$WORK/client" -command "$COMMAND" \
+		"${REFLINE[@]}" -refline-pid "$REFLINE_PID" -out "$WORK/hostile.md"
+	write_section hostile "## Hostile load"
 fi

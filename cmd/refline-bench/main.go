@@ -42,6 +42,8 @@ func main() {
 		err = sandboxMain(os.Args[2:])
 	case "manyrefs":
 		err = manyrefsMain(os.Args[2:])
+	case "hostile":
+		err = hostileMain(os.Args[2:])
 	case "section":
 		err = sectionMain(os.Args[2:])
 	case "freeport":
@@ -75,6 +77,7 @@ func usage(w io.Writer) {
   concurrency  bursts of clones and pushes against refline and OpenSSH
   sandbox      time what the sandbox executor adds to a stage against the local one
   manyrefs     push, clone, fetch and ls-remote of a repository with thousands of refs
+  hostile      a legitimate user's operations, idle and under silent-connection and env floods
   section      replace one "## " section of a markdown file
   freeport     print a free TCP port on 127.0.0.1
   nc           connect stdin/stdout to HOST PORT (ssh ProxyCommand with TCP_NODELAY)

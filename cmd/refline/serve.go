@@ -51,6 +51,7 @@ type serveFlags struct {
 	jobPids     int
 	jobDisk     string
 	jobLimits   pipelines.Limits
+	limits      limitFlags
 }
 
 type multiFlag []string
@@ -77,6 +78,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.StringVar(&f.jobMemory, "job-memory", "", "each job's memory: the default and the cap for limits: memory (e.g. 2G; empty: none)")
 	fs.IntVar(&f.jobPids, "job-pids", 4096, "each job's processes: the default and the cap for limits: pids (0: none)")
 	fs.StringVar(&f.jobDisk, "job-disk", "", "each job's largest file and /tmp: the default and the cap for limits: disk (e.g. 10G; empty: none)")
+	f.limits.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -147,6 +149,9 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 		return nil, fmt.Errorf("--job-pids must be 0 (no limit) or more")
 	}
 	f.jobLimits.Pids = f.jobPids
+	if err := f.limits.check(); err != nil {
+		return nil, err
+	}
 	return f, nil
 }
 
@@ -204,6 +209,7 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 	if _, err := exec.LookPath(gitcmd.Bin); err != nil {
 		return fmt.Errorf("git is not installed: %w", err)
 	}
+	f.limits.fitFiles(raiseFileLimit(log), log)
 
 	keys, err := keyring.Load(filepath.Join(data, "keys"))
 	if err != nil {
@@ -281,8 +287,12 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 
 		// Every run acts for a user: what it reads across repositories
 		// and where it deploys are that user's rights.
-		Auth:          users,
-		AgeIdentities: keys.AgeIdentities,
+		Auth:             users,
+		AgeIdentities:    keys.AgeIdentities,
+		MaxJobsPerRepo:   f.limits.slotsPerRepo(f.maxJobs),
+		MaxQueuedPerRepo: f.limits.queuedRuns,
+		MaxLogSize:       int64(f.limits.logSize),
+		MaxArtifactSize:  int64(f.limits.artifactSize),
 	})
 	if err != nil {
 		return err
@@ -304,6 +314,7 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 		Registerer: reg,
 		Checkers: []hooks.Checker{
 			hooks.PipelineChecker{},
+			hooks.QueueLimit{Runner: runner},
 			hooks.DeployGate{Deployer: runner},
 			hooks.SecretsChecker{Identities: keys.AgeIdentities, Recipients: keys.AgeRecipients,
 				KeysHint: func() string { return fmt.Sprintf("ssh -p %s git@%s keys", sshPort.Load(), host) }},
@@ -331,6 +342,7 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 		Pipelines:  runner,
 		LogsHint:   logsHint,
 		ImagesDir:  filepath.Join(data, "images"),
+		Limits:     f.limits.ssh,
 	})
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -347,9 +359,9 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
 	go func() {
-		if err := httpSrv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := httpSrv.Serve(gitserver.BackoffListener(httpLn, log.WithField("component", "http"))); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http: %w", err)
 		}
 	}()

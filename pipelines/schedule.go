@@ -1,0 +1,215 @@
+package pipelines
+
+import (
+	"context"
+	"fmt"
+)
+
+// The scheduler hands out job slots (--max-jobs of them). A run takes a
+// slot when it starts and gives it back when it ends; between two stages it
+// gives it up whenever a run of another repository waits, and queues for
+// it again. Free slots go first to the repository holding the fewest, then
+// to the one served least recently, so a repository with long stages
+// cannot keep the others out for longer than one stage; a repository never
+// holds more than MaxJobsPerRepo slots at once.
+
+// QueueFullError refuses new runs of a repository whose queue is full.
+type QueueFullError struct {
+	Repo  string
+	Limit int
+}
+
+func (e *QueueFullError) Error() string {
+	return fmt.Sprintf("%s has %d runs queued, the limit (refline serve --max-queued-runs); wait for runs to finish or cancel some (ssh HOST cancel %s PIPELINE RUN), or push with -o ci.skip",
+		e.Repo, e.Limit, e.Repo)
+}
+
+// QueueRoom reports whether repo may queue more runs: nil, or a
+// *QueueFullError.
+func (r *Runner) QueueRoom(repo string) error {
+	if r.cfg.MaxQueuedPerRepo <= 0 {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, lr := range r.queue {
+		if lr.run.Repo == repo {
+			n++
+		}
+	}
+	if n >= r.cfg.MaxQueuedPerRepo {
+		return &QueueFullError{Repo: repo, Limit: r.cfg.MaxQueuedPerRepo}
+	}
+	return nil
+}
+
+func (r *Runner) perRepo() int {
+	if r.cfg.MaxJobsPerRepo <= 0 || r.cfg.MaxJobsPerRepo > r.cfg.MaxJobs {
+		return r.cfg.MaxJobs
+	}
+	return r.cfg.MaxJobsPerRepo
+}
+
+// grant hands free slots to waiting runs, parked ones (between stages) and
+// queued ones; r.mu must be held. A queued run that gets a slot starts in a
+// goroutine of its own.
+func (r *Runner) grant() {
+	if !r.started {
+		return
+	}
+	for r.slots < r.cfg.MaxJobs {
+		lr, parked, i := r.pick()
+		if lr == nil {
+			break
+		}
+		r.slots++
+		r.slotsHeld[lr.run.Repo]++
+		r.seq++
+		r.served[lr.run.Repo] = r.seq
+		if parked {
+			r.parked = append(r.parked[:i], r.parked[i+1:]...)
+			lr.granted = true
+			continue
+		}
+		r.busy[busyKey(lr.run)] = true
+		r.queue = append(r.queue[:i], r.queue[i+1:]...)
+		r.m.queued.Set(float64(len(r.queue)))
+		r.workers.Add(1)
+		go r.work(lr)
+	}
+	r.cond.Broadcast()
+}
+
+// pick chooses who gets the next slot; r.mu must be held. Among the runs
+// that may take one: the repository holding the fewest slots, then the one
+// served least recently; within a repository, parked runs first, then queue
+// order (the oldest queued run whose pipeline has no build running and
+// whose same-repository inputs are not still to be built).
+func (r *Runner) pick() (best *liveRun, bestParked bool, bestI int) {
+	limit := r.perRepo()
+	better := func(lr *liveRun, parked bool) bool {
+		if best == nil {
+			return true
+		}
+		a, b := lr.run.Repo, best.run.Repo
+		if r.slotsHeld[a] != r.slotsHeld[b] {
+			return r.slotsHeld[a] < r.slotsHeld[b]
+		}
+		if r.served[a] != r.served[b] {
+			return r.served[a] < r.served[b]
+		}
+		return parked && !bestParked
+	}
+	for i, lr := range r.parked {
+		if r.slotsHeld[lr.run.Repo] < limit && better(lr, true) {
+			best, bestParked, bestI = lr, true, i
+		}
+	}
+	if r.closed {
+		return best, bestParked, bestI // no new runs start; started ones finish
+	}
+	for i, lr := range r.queue {
+		if r.slotsHeld[lr.run.Repo] >= limit || r.busy[busyKey(lr.run)] || r.waiting(lr.run) {
+			continue
+		}
+		if better(lr, false) {
+			best, bestParked, bestI = lr, false, i
+		}
+	}
+	return best, bestParked, bestI
+}
+
+// work executes a run that got a slot, then gives the slot back.
+func (r *Runner) work(lr *liveRun) {
+	defer r.workers.Done()
+	r.execute(lr)
+	r.mu.Lock()
+	delete(r.busy, busyKey(lr.run))
+	r.release(lr.run.Repo)
+	r.grant()
+	r.mu.Unlock()
+}
+
+// release gives a slot of repo back; r.mu must be held.
+func (r *Runner) release(repo string) {
+	r.slots--
+	if r.slotsHeld[repo]--; r.slotsHeld[repo] <= 0 {
+		delete(r.slotsHeld, repo)
+	}
+}
+
+// between is called by a run between two stages: when a run of another
+// repository waits for a slot, it gives its slot up and waits for its turn
+// again. It returns ctx's error if the run is stopped meanwhile.
+func (r *Runner) between(ctx context.Context, lr *liveRun) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.othersWait(lr.run.Repo) {
+		return nil
+	}
+	stop := context.AfterFunc(ctx, func() {
+		r.mu.Lock()
+		r.cond.Broadcast()
+		r.mu.Unlock()
+	})
+	defer stop()
+	r.release(lr.run.Repo)
+	lr.granted = false
+	r.parked = append(r.parked, lr)
+	r.grant()
+	for !lr.granted {
+		if err := ctx.Err(); err != nil {
+			for i, p := range r.parked {
+				if p == lr {
+					r.parked = append(r.parked[:i], r.parked[i+1:]...)
+					break
+				}
+			}
+			// The caller ends the run without a slot: count it as
+			// holding one, as work releases one when it returns.
+			r.slots++
+			r.slotsHeld[lr.run.Repo]++
+			return err
+		}
+		r.cond.Wait()
+	}
+	return nil
+}
+
+// othersWait reports whether a run of another repository waits for a slot
+// it could take; r.mu must be held.
+func (r *Runner) othersWait(repo string) bool {
+	limit := r.perRepo()
+	for _, p := range r.parked {
+		if p.run.Repo != repo && r.slotsHeld[p.run.Repo] < limit {
+			return true
+		}
+	}
+	if r.closed {
+		return false
+	}
+	for _, q := range r.queue {
+		if q.run.Repo != repo && r.slotsHeld[q.run.Repo] < limit && !r.busy[busyKey(q.run)] && !r.waiting(q.run) {
+			return true
+		}
+	}
+	return false
+}
+
+// stoppedWaiting ends a run stopped while it waited for a slot before
+// stage i: that stage and the later ones are skipped.
+func (r *Runner) stoppedWaiting(lr *liveRun, i int) (State, string) {
+	r.mu.Lock()
+	interrupted := lr.interrupt
+	r.mu.Unlock()
+	r.update(lr, func(run *Run) {
+		for j := i; j < len(run.Stages); j++ {
+			run.Stages[j].State = Skipped
+		}
+	})
+	if interrupted {
+		return Interrupted, "interrupted by server shutdown while waiting for a job slot"
+	}
+	return Canceled, "canceled while waiting for a job slot"
+}
