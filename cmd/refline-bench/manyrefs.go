@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 )
@@ -247,42 +246,9 @@ func manyrefs(c manyrefsConfig, servers []*server) error {
 	}}
 
 	loadBefore := loadavg()
-	results := map[string]map[string]*result{}
-	for _, o := range ops {
-		results[o.name] = map[string]*result{}
-		for _, s := range servers {
-			results[o.name][s.name] = &result{}
-		}
-		// Run 0 is a warm-up; then the servers take turns, and which goes
-		// first alternates too.
-		for r := 0; r <= c.runs; r++ {
-			order := slices.Clone(servers)
-			if r%2 == 1 {
-				slices.Reverse(order)
-			}
-			for _, s := range order {
-				dir, args, err := o.prepare(s, r)
-				if err != nil {
-					return fmt.Errorf("%s on %s, run %d: prepare: %w", o.name, s.name, r, err)
-				}
-				d, peak, cpu, err := timeCommand(dir, args, s)
-				if err != nil {
-					return fmt.Errorf("%s on %s, run %d: %w", o.name, s.name, r, err)
-				}
-				if err := o.check(s, r); err != nil {
-					return fmt.Errorf("%s on %s, run %d: check: %w", o.name, s.name, r, err)
-				}
-				label := "warm-up"
-				if r > 0 {
-					res := results[o.name][s.name]
-					res.times = append(res.times, d)
-					res.peak = max(res.peak, peak)
-					res.cpu = append(res.cpu, cpu)
-					label = fmt.Sprintf("run %d", r)
-				}
-				fmt.Printf("%-14s %-8s %-8s %8.3fs  server CPU %6.2fs  peak RSS %s\n", o.name, s.name, label, d.Seconds(), cpu.Seconds(), mb(peak))
-			}
-		}
+	results, err := alternate(ops, servers, c.runs, 14)
+	if err != nil {
+		return err
 	}
 	if lsOut["refline"] != lsOut["OpenSSH"] {
 		return fmt.Errorf("refline and OpenSSH list different refs for the same repository")

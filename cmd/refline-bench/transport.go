@@ -161,6 +161,49 @@ func git(dir string, args ...string) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
+// alternate runs each op runs times on every server after one warm-up
+// run that is not counted; the servers take turns, and which goes first
+// alternates too, so that whatever else the machine does weighs on both
+// alike. width pads the operation names in the progress lines.
+func alternate(ops []op, servers []*server, runs, width int) (map[string]map[string]*result, error) {
+	results := map[string]map[string]*result{}
+	for _, o := range ops {
+		results[o.name] = map[string]*result{}
+		for _, s := range servers {
+			results[o.name][s.name] = &result{}
+		}
+		for r := 0; r <= runs; r++ {
+			order := slices.Clone(servers)
+			if r%2 == 1 {
+				slices.Reverse(order)
+			}
+			for _, s := range order {
+				dir, args, err := o.prepare(s, r)
+				if err != nil {
+					return nil, fmt.Errorf("%s on %s, run %d: prepare: %w", o.name, s.name, r, err)
+				}
+				d, peak, cpu, err := timeCommand(dir, args, s)
+				if err != nil {
+					return nil, fmt.Errorf("%s on %s, run %d: %w", o.name, s.name, r, err)
+				}
+				if err := o.check(s, r); err != nil {
+					return nil, fmt.Errorf("%s on %s, run %d: check: %w", o.name, s.name, r, err)
+				}
+				label := "warm-up"
+				if r > 0 {
+					res := results[o.name][s.name]
+					res.times = append(res.times, d)
+					res.peak = max(res.peak, peak)
+					res.cpu = append(res.cpu, cpu)
+					label = fmt.Sprintf("run %d", r)
+				}
+				fmt.Printf("%-*s %-8s %-8s %8.3fs  server CPU %6.2fs  peak RSS %s\n", width, o.name, s.name, label, d.Seconds(), cpu.Seconds(), mb(peak))
+			}
+		}
+	}
+	return results, nil
+}
+
 // objectCount is what a complete copy must hold: every object reachable
 // from any ref.
 func objectCount(gitDir string) (int, error) {
@@ -313,42 +356,9 @@ func transport(c transportConfig, servers []*server) error {
 		}
 		fmt.Printf("%s: %s\n", s.name, kex[s.name])
 	}
-	results := map[string]map[string]*result{}
-	for _, o := range ops {
-		results[o.name] = map[string]*result{}
-		for _, s := range servers {
-			results[o.name][s.name] = &result{}
-		}
-		// Run 0 is a warm-up and is not counted; after it the servers
-		// take turns, and which goes first alternates too.
-		for r := 0; r <= c.runs; r++ {
-			order := slices.Clone(servers)
-			if r%2 == 1 {
-				slices.Reverse(order)
-			}
-			for _, s := range order {
-				dir, args, err := o.prepare(s, r)
-				if err != nil {
-					return fmt.Errorf("%s on %s, run %d: prepare: %w", o.name, s.name, r, err)
-				}
-				d, peak, cpu, err := timeCommand(dir, args, s)
-				if err != nil {
-					return fmt.Errorf("%s on %s, run %d: %w", o.name, s.name, r, err)
-				}
-				if err := o.check(s, r); err != nil {
-					return fmt.Errorf("%s on %s, run %d: check: %w", o.name, s.name, r, err)
-				}
-				label := "warm-up"
-				if r > 0 {
-					res := results[o.name][s.name]
-					res.times = append(res.times, d)
-					res.peak = max(res.peak, peak)
-					res.cpu = append(res.cpu, cpu)
-					label = fmt.Sprintf("run %d", r)
-				}
-				fmt.Printf("%-9s %-8s %-8s %8.3fs  server CPU %6.2fs  peak RSS %s\n", o.name, s.name, label, d.Seconds(), cpu.Seconds(), mb(peak))
-			}
-		}
+	results, err := alternate(ops, servers, c.runs, 9)
+	if err != nil {
+		return err
 	}
 
 	var table bytes.Buffer
