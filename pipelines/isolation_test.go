@@ -13,26 +13,14 @@ import (
 )
 
 // TestDeployBox checks what a deploy's jobs run with: the pipeline's image
-// and the host's network unless the environment says network: false.
+// and limits, and the host's network unless the environment says
+// network: false, whatever the builds get.
 func TestDeployBox(t *testing.T) {
-	s, err := spec.Parse(".refline/pipelines/web.yml", []byte(`image: debian-12
-stages:
-  - {name: build, run: make}
-artifact: {paths: [bin/]}
-environments:
-  staging:
-    run: ./deploy.sh
-  vault:
-    network: false
-    run: ./deploy.sh
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	staging, _ := s.Environment("staging")
-	vault, _ := s.Environment("vault")
-	if b := deployBox(s, staging); !b.Network || !b.Deploy || b.Image != "debian-12" {
-		t.Errorf("staging deploy box %+v: want the network", b)
+	off := false
+	s := &spec.Spec{Image: "debian-12", Limits: Limits{Pids: 512}}
+	staging, vault := spec.Environment{Name: "staging"}, spec.Environment{Name: "vault", Network: &off}
+	if b := deployBox(s, staging); !b.Network || !b.Deploy || b.Image != "debian-12" || b.Limits.Pids != 512 {
+		t.Errorf("staging deploy box %+v: want the network, the image and the limits", b)
 	}
 	if b := deployBox(s, vault); b.Network {
 		t.Errorf("vault deploy box %+v: network: false must hold", b)

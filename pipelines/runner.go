@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"errors"
+	"filippo.io/age"
 	"fmt"
 	"io"
 	"os"
@@ -12,8 +13,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-
-	"filippo.io/age"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
