@@ -10,6 +10,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/refline/refline/pipelines"
+	"github.com/refline/refline/pipelines/spec"
 )
 
 // Runner is the subset of the pipeline runner that pushes drive.
@@ -68,7 +69,7 @@ func (PipelineChecker) Check(ctx context.Context, ev *Event, out io.Writer) erro
 			commits = append(commits, u.New)
 		}
 	}
-	dirs, err := pathObjects(ctx, ev.GitDir, ev.Quarantine, commits, pipelines.Dir)
+	dirs, err := pathObjects(ctx, ev.GitDir, ev.Quarantine, commits, spec.Dir)
 	if err != nil {
 		return fmt.Errorf("read the pushed pipeline files: %w", err)
 	}
@@ -120,7 +121,7 @@ func (t PipelineTrigger) React(ctx context.Context, ev *Event, out io.Writer) {
 		}
 	}
 	// Only commits with pipeline files can start anything.
-	dirs, err := pathObjects(qctx, ev.GitDir, nil, heads, pipelines.Dir)
+	dirs, err := pathObjects(qctx, ev.GitDir, nil, heads, spec.Dir)
 	if err != nil {
 		t.Logger.WithError(err).WithField("repo", ev.Repo).Warn("read pipeline files of a push")
 		dirs = nil

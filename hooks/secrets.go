@@ -14,7 +14,7 @@ import (
 	"filippo.io/age/armor"
 
 	"github.com/refline/refline/gitcmd"
-	"github.com/refline/refline/pipelines"
+	"github.com/refline/refline/pipelines/spec"
 	"github.com/refline/refline/secrets"
 )
 
@@ -171,7 +171,7 @@ func (c SecretsChecker) checkCommit(ctx context.Context, g secretsGit, repo, old
 		}
 		if known && !slices.Contains(envs, env) {
 			problems = append(problems, fmt.Sprintf("%s: no pipeline defines the environment %q, so these secrets would never be used: "+
-				"add it under environments: in a %s*.yml file, or rename the file", e.path, env, pipelines.Dir))
+				"add it under environments: in a %s*.yml file, or rename the file", e.path, env, spec.Dir))
 		}
 	}
 	return problems, warnings, nil
@@ -248,7 +248,7 @@ func (c SecretsChecker) keysHint() string {
 // known is false when a pipeline file is invalid (PipelineChecker reports
 // it), so that its environments cannot be told.
 func (c SecretsChecker) environments(ctx context.Context, g secretsGit, commit string) (envs []string, known bool, err error) {
-	entries, err := g.tree(ctx, commit, pipelines.Dir)
+	entries, err := g.tree(ctx, commit, spec.Dir)
 	if err != nil {
 		return nil, false, err
 	}
@@ -257,7 +257,7 @@ func (c SecretsChecker) environments(ctx context.Context, g secretsGit, commit s
 		// As the pipeline runner reads them: regular files directly in
 		// the directory, named *.yml or *.yaml.
 		if e.typ == "blob" && (strings.HasSuffix(e.path, ".yml") || strings.HasSuffix(e.path, ".yaml")) {
-			if e.size > pipelines.MaxFileSize {
+			if e.size > spec.MaxFileSize {
 				return nil, false, nil
 			}
 			files = append(files, e)
@@ -271,7 +271,7 @@ func (c SecretsChecker) environments(ctx context.Context, g secretsGit, commit s
 	for i, e := range files {
 		byPath[e.path] = contents[i]
 	}
-	specs, err := pipelines.ParseAll(byPath)
+	specs, err := spec.ParseAll(byPath)
 	if err != nil {
 		return nil, false, nil
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/sirupsen/logrus"
 
+	"github.com/refline/refline/pipelines/spec"
 	"github.com/refline/refline/refs"
 )
 
@@ -20,15 +21,15 @@ import (
 // workspace: the newest artifact of the named pipeline, or, for a retry,
 // exactly the artifacts the original run used. An input from another
 // repository needs the run's user to have read access to it.
-func (r *Runner) resolveInputs(ctx context.Context, run *Run, spec *Spec) ([]InputArtifact, error) {
-	if len(spec.Inputs) == 0 {
+func (r *Runner) resolveInputs(ctx context.Context, run *Run, s *spec.Spec) ([]InputArtifact, error) {
+	if len(s.Inputs) == 0 {
 		return nil, nil
 	}
-	if len(run.Inputs) == len(spec.Inputs) {
+	if len(run.Inputs) == len(s.Inputs) {
 		return run.Inputs, nil // a retry: the same inputs as the original
 	}
 	var out []InputArtifact
-	for _, in := range spec.Inputs {
+	for _, in := range s.Inputs {
 		repo := in.From.Repo
 		if repo == "" {
 			repo = run.Repo
@@ -88,7 +89,7 @@ func (r *Runner) layInputs(ctx context.Context, inputs []InputArtifact, runRepo,
 
 // recordArtifact turns the files under artifact.paths into a signed commit
 // on refs/artifacts/PIPELINE (SPEC §6), appended by compare-and-swap.
-func (r *Runner) recordArtifact(ctx context.Context, run *Run, inputs []InputArtifact, spec *Spec, work string) (string, error) {
+func (r *Runner) recordArtifact(ctx context.Context, run *Run, inputs []InputArtifact, s *spec.Spec, work string) (string, error) {
 	gitDir := r.cfg.Repos.Path(run.Repo)
 	var msg strings.Builder
 	fmt.Fprintf(&msg, "%s #%d: artifact of %s %q\n\n", run.Pipeline, run.Number, short(run.Commit), run.Subject)
@@ -105,7 +106,7 @@ func (r *Runner) recordArtifact(ctx context.Context, run *Run, inputs []InputArt
 		if err != nil {
 			return plumbing.ZeroHash, err
 		}
-		tree, err := refs.WriteTreeMax(repo, work, spec.Artifact.Paths, r.cfg.MaxArtifactSize)
+		tree, err := refs.WriteTreeMax(repo, work, s.Artifact.Paths, r.cfg.MaxArtifactSize)
 		var tl *refs.TooLargeError
 		if errors.As(err, &tl) {
 			return plumbing.ZeroHash, fmt.Errorf("the artifact holds %s, more than the limit of %s (refline serve --max-artifact-size)", formatSize(tl.Size), formatSize(tl.Limit))
@@ -132,9 +133,9 @@ func (r *Runner) recordArtifact(ctx context.Context, run *Run, inputs []InputArt
 // A triggered run acts for its own repository's pusher, never for this
 // run's user, and only if that pusher may read this repository.
 func (r *Runner) afterBuild(ctx context.Context, run *Run, log *logrus.Entry) (queued []*Run) {
-	spec, err := r.specAt(ctx, run.Repo, run.Pipeline, run.Commit)
+	own, err := r.specAt(ctx, run.Repo, run.Pipeline, run.Commit)
 	if err == nil {
-		for _, env := range spec.Environments {
+		for _, env := range own.Environments {
 			if env.Auto && env.After == "" {
 				if d := r.autoDeploy(ctx, run.Repo, run.Pipeline, env.Name, run.Artifact, run.User, "auto-deploy of "+run.ID(), log); d != nil {
 					queued = append(queued, d)
@@ -157,7 +158,7 @@ func (r *Runner) afterBuild(ctx context.Context, run *Run, log *logrus.Entry) (q
 		if err != nil || len(files) == 0 {
 			continue
 		}
-		specs, _ := ParseAll(files)
+		specs, _ := spec.ParseAll(files)
 		for _, s := range specs {
 			if !triggeredBy(s, repo, run.Repo, run.Pipeline) {
 				continue
@@ -212,8 +213,8 @@ func (r *Runner) queuedAt(repo, pipeline, commit string) bool {
 
 // triggeredBy reports whether spec (of repository repo) runs when pipeline
 // upPipeline of repository upRepo records an artifact.
-func triggeredBy(spec *Spec, repo, upRepo, upPipeline string) bool {
-	for _, a := range spec.On.Artifacts {
+func triggeredBy(s *spec.Spec, repo, upRepo, upPipeline string) bool {
+	for _, a := range s.On.Artifacts {
 		if a.Pipeline != upPipeline {
 			continue
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/sirupsen/logrus"
 
+	"github.com/refline/refline/pipelines/spec"
 	"github.com/refline/refline/refs"
 	"github.com/refline/refline/secrets"
 )
@@ -287,11 +288,11 @@ func (r *Runner) deployPlan(ctx context.Context, lr *liveRun, run *Run, log *log
 		return nil, fmt.Errorf("deploy refused: %w", err)
 	}
 	source := refs.Trailer(c.Message, "Source-Commit")
-	spec, err := r.specAt(ctx, run.Repo, run.Pipeline, source)
+	s, err := r.specAt(ctx, run.Repo, run.Pipeline, source)
 	if err != nil {
 		return nil, err
 	}
-	env, _ := spec.Environment(run.Environment)
+	env, _ := s.Environment(run.Environment)
 	vars, err := r.deploySecrets(ctx, run.Repo, run.Environment, log)
 	if err != nil {
 		return nil, err
@@ -309,12 +310,12 @@ func (r *Runner) deployPlan(ctx context.Context, lr *liveRun, run *Run, log *log
 	for _, v := range vars {
 		secretEnv = append(secretEnv, v.Key+"="+v.Value)
 	}
-	jobEnv := r.jobEnv(run, append(append([]EnvVar{}, spec.Env...), env.Env...), secretEnv)
+	jobEnv := r.jobEnv(run, append(append([]spec.EnvVar{}, s.Env...), env.Env...), secretEnv)
 	gitDir := r.cfg.Repos.Path(run.Repo)
 	return &plan{
-		stages: []Stage{{Name: "deploy", Run: env.Run, Timeout: DefaultTimeout}},
+		stages: []spec.Stage{{Name: "deploy", Run: env.Run, Timeout: spec.DefaultTimeout}},
 		env:    jobEnv,
-		box:    deployBox(spec, env),
+		box:    deployBox(s, env),
 		mask:   mask,
 		notes:  notes,
 		fill: func(ctx context.Context, work string) error {
@@ -332,6 +333,16 @@ func (r *Runner) deployPlan(ctx context.Context, lr *liveRun, run *Run, log *log
 			return nil
 		},
 	}, nil
+}
+
+// deployBox is what a deploy's job runs with: the pipeline's image and
+// limits, and the network unless the environment says network: false.
+func deployBox(s *spec.Spec, env spec.Environment) WorkspaceSpec {
+	b := WorkspaceSpec{Image: s.Image, Limits: s.Limits, Network: true, Deploy: true}
+	if env.Network != nil {
+		b.Network = *env.Network
+	}
+	return b
 }
 
 // deploySecrets decrypts .refline/secrets/ENV.age at the tip of the deploy

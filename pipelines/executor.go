@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/refline/refline/pipelines/spec"
 )
 
 // Job is one stage's script, as an executor runs it.
@@ -61,12 +63,9 @@ type Workspace interface {
 	Close() error
 }
 
-// Limits bound one job. Zero means no limit of that kind.
-type Limits struct {
-	Memory int64 // bytes
-	Pids   int   // processes (and threads)
-	Disk   int64 // bytes: the largest file and the size of /tmp
-}
+// Limits bound one job: what a pipeline file asks for (spec.Limits) and
+// the executor's defaults and caps are the same three numbers.
+type Limits = spec.Limits
 
 // Process is a started job.
 type Process interface {

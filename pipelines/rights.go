@@ -14,6 +14,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/refline/refline/names"
 	"github.com/refline/refline/refs"
 )
 
@@ -113,7 +114,7 @@ func (r *Runner) autoDeploy(ctx context.Context, repo, pipeline, env, artifact, 
 }
 
 func (r *Runner) hold(repo, pipeline, env string, h heldDeploy) error {
-	if !envNameRE.MatchString(env) {
+	if !names.EnvRE.MatchString(env) {
 		return fmt.Errorf("invalid environment name %q", env)
 	}
 	desired, err := refs.Resolve(r.cfg.Repos.Path(repo), refs.DeployRef(env, pipeline))

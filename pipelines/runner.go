@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
+	"github.com/refline/refline/pipelines/spec"
 	"github.com/refline/refline/refs"
 	"github.com/refline/refline/secrets"
 )
@@ -113,7 +114,7 @@ type liveRun struct {
 	// push-to-first-stage latency.
 	pushed time.Time
 	// spec is the pipeline file at the run's commit if already parsed.
-	spec *Spec
+	spec *spec.Spec
 	// granted is set when a parked run gets its slot back.
 	granted bool
 	// logs is the run's log budget; logFull is set once it ran out.
@@ -267,7 +268,7 @@ type Request struct {
 	Subject string
 	// spec is the pipeline file at Commit, when the caller has parsed
 	// it already (a push's trigger): the run need not read it again.
-	spec *Spec
+	spec *spec.Spec
 	// Pushed is when the triggering push arrived (zero if none).
 	Pushed time.Time
 }
@@ -478,7 +479,7 @@ func (r *Runner) workDir(run *Run) string {
 // plan is what a run executes: its stages, their environment, how its
 // workspace is filled, what masks its output, and what follows success.
 type plan struct {
-	stages  []Stage
+	stages  []spec.Stage
 	env     []string
 	fill    func(ctx context.Context, work string) error
 	mask    *secrets.Masker
@@ -567,17 +568,17 @@ func (r *Runner) runStages(ctx context.Context, lr *liveRun, log *logrus.Entry) 
 }
 
 // specAt reads and parses one pipeline's file at commit.
-func (r *Runner) specAt(ctx context.Context, repo, pipeline, commit string) (*Spec, error) {
+func (r *Runner) specAt(ctx context.Context, repo, pipeline, commit string) (*spec.Spec, error) {
 	files, err := gitReader{gitDir: r.cfg.Repos.Path(repo)}.pipelineFiles(ctx, commit)
 	if err != nil {
 		return nil, fmt.Errorf("read pipeline files at %s: %w", short(commit), err)
 	}
-	path := Dir + pipeline + ".yml"
+	path := spec.Dir + pipeline + ".yml"
 	data, ok := files[path]
 	if !ok {
 		return nil, fmt.Errorf("%s does not exist at %s", path, short(commit))
 	}
-	return Parse(path, data)
+	return spec.Parse(path, data)
 }
 
 func (r *Runner) buildPlan(ctx context.Context, lr *liveRun, run *Run) (*plan, error) {
@@ -615,7 +616,7 @@ func (r *Runner) buildPlan(ctx context.Context, lr *liveRun, run *Run) (*plan, e
 	}, nil
 }
 
-func (r *Runner) runStage(ctx context.Context, lr *liveRun, i int, st Stage, ws Workspace, mask *secrets.Masker, notes []string, log *logrus.Entry) (State, int, string) {
+func (r *Runner) runStage(ctx context.Context, lr *liveRun, i int, st spec.Stage, ws Workspace, mask *secrets.Masker, notes []string, log *logrus.Entry) (State, int, string) {
 	run := copyRunLocked(r, lr)
 	file, err := createStageLog(r.store.logPath(run, st.Name), lr.bell.ring)
 	if err != nil {
@@ -637,7 +638,7 @@ func (r *Runner) runStage(ctx context.Context, lr *liveRun, i int, st Stage, ws 
 	}
 	timeout := st.Timeout
 	if timeout <= 0 {
-		timeout = DefaultTimeout
+		timeout = spec.DefaultTimeout
 	}
 	sctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -681,7 +682,7 @@ func (r *Runner) runStage(ctx context.Context, lr *liveRun, i int, st Stage, ws 
 // jobEnv is a job's whole environment: the allowed part of the server's,
 // then refline's variables, then the pipeline's env:. Nothing from the
 // client or the rest of the server's environment.
-func (r *Runner) jobEnv(run *Run, specEnv []EnvVar, extra []string) []string {
+func (r *Runner) jobEnv(run *Run, specEnv []spec.EnvVar, extra []string) []string {
 	env := append([]string{}, r.cfg.BaseEnv...)
 	env = append(env,
 		"REFLINE_REPO="+run.Repo,

@@ -20,6 +20,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/refline/refline/pipelines/spec"
 	"github.com/refline/refline/refs"
 )
 
@@ -64,7 +65,7 @@ func newRunnerEnv(t *testing.T, pipelines map[string]string) *runnerEnv {
 		"scripts/build.sh*": []byte("#!/bin/sh\necho built\n"),
 	}
 	for name, text := range pipelines {
-		files[Dir+name+".yml"] = []byte(text)
+		files[spec.Dir+name+".yml"] = []byte(text)
 	}
 	e.commit = e.repo.commit("add pipelines", files)
 	_, priv, err := ed25519.GenerateKey(rand.Reader)

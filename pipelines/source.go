@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/refline/refline/gitcmd"
+	"github.com/refline/refline/pipelines/spec"
 )
 
 // gitReader reads a bare repository's objects with the git binary. It is
@@ -80,7 +81,7 @@ func (g gitReader) read(ctx context.Context, commit string) (subject string, fil
 		subject = strings.Join(lines, " ")
 	}
 	files = map[string][]byte{}
-	typ, tree, err := ask(commit+"^{commit}:"+strings.TrimSuffix(Dir, "/"), 1<<20)
+	typ, tree, err := ask(commit+"^{commit}:"+strings.TrimSuffix(spec.Dir, "/"), 1<<20)
 	if err != nil || typ != "tree" {
 		return subject, files, err
 	}
@@ -89,7 +90,7 @@ func (g gitReader) read(ctx context.Context, commit string) (subject string, fil
 		sp := bytes.IndexByte(tree, ' ')
 		nul := bytes.IndexByte(tree, 0)
 		if sp < 0 || nul < sp || len(tree) < nul+1+hashLen {
-			return subject, nil, fmt.Errorf("malformed tree %s", Dir)
+			return subject, nil, fmt.Errorf("malformed tree %s", spec.Dir)
 		}
 		mode, name := string(tree[:sp]), string(tree[sp+1:nul])
 		id := hex.EncodeToString(tree[nul+1 : nul+1+hashLen])
@@ -99,11 +100,11 @@ func (g gitReader) read(ctx context.Context, commit string) (subject string, fil
 		}
 		// Oversized files are reported by the parser; read only enough
 		// to know they are too large.
-		_, blob, err := ask(id, MaxFileSize+1)
+		_, blob, err := ask(id, spec.MaxFileSize+1)
 		if err != nil {
 			return subject, nil, err
 		}
-		files[Dir+name] = blob
+		files[spec.Dir+name] = blob
 	}
 	return subject, files, nil
 }

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/refline/refline/pipelines/spec"
 )
 
 // testGit runs git in dir with a fixed identity and no user or system
@@ -82,7 +84,7 @@ func (r *testRepo) commit(msg string, files map[string][]byte) string {
 
 func TestPipelineFiles(t *testing.T) {
 	repo := newTestRepo(t, filepath.Join(t.TempDir(), "app.git"))
-	big := bytes.Repeat([]byte("# padding\n"), MaxFileSize/10+100) // > MaxFileSize
+	big := bytes.Repeat([]byte("# padding\n"), spec.MaxFileSize/10+100) // > MaxFileSize
 	files := map[string][]byte{
 		".refline/pipelines/api.yaml":        []byte("api\n"),
 		".refline/pipelines/big.yml":         big,
@@ -99,10 +101,10 @@ func TestPipelineFiles(t *testing.T) {
 	files[".refline/pipelines/run.yml*"] = []byte("executable\n")
 	// A symlink is not a regular file: it is not read (as its target's
 	// name) as a pipeline.
-	if err := os.MkdirAll(filepath.Join(repo.work, Dir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(repo.work, spec.Dir), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink("web.yml", filepath.Join(repo.work, Dir, "alias.yml")); err != nil {
+	if err := os.Symlink("web.yml", filepath.Join(repo.work, spec.Dir, "alias.yml")); err != nil {
 		t.Fatal(err)
 	}
 	commit := repo.commit("pipelines", files)
@@ -127,10 +129,10 @@ func TestPipelineFiles(t *testing.T) {
 		}
 	}
 	// An oversized file is read only far enough for the parser to say so.
-	if b := got[".refline/pipelines/big.yml"]; len(b) != MaxFileSize+1 || !bytes.Equal(b, big[:MaxFileSize+1]) {
-		t.Errorf("big.yml: %d bytes, want its first %d", len(b), MaxFileSize+1)
+	if b := got[".refline/pipelines/big.yml"]; len(b) != spec.MaxFileSize+1 || !bytes.Equal(b, big[:spec.MaxFileSize+1]) {
+		t.Errorf("big.yml: %d bytes, want its first %d", len(b), spec.MaxFileSize+1)
 	}
-	if _, err := Parse(".refline/pipelines/big.yml", got[".refline/pipelines/big.yml"]); err == nil || !strings.Contains(err.Error(), "limit") {
+	if _, err := spec.Parse(".refline/pipelines/big.yml", got[".refline/pipelines/big.yml"]); err == nil || !strings.Contains(err.Error(), "limit") {
 		t.Errorf("Parse of the truncated big file = %v, want the size error", err)
 	}
 

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/refline/refline/pipelines/spec"
 )
 
 // Push is one branch update of a push, as the post-receive hook saw it.
@@ -47,7 +49,7 @@ func Validate(ctx context.Context, gitDir string, env []string, commit string) e
 	if len(files) == 0 {
 		return nil
 	}
-	_, err = ParseAll(files)
+	_, err = spec.ParseAll(files)
 	return err
 }
 
@@ -73,7 +75,7 @@ func (r *Runner) OnPush(ctx context.Context, p Push) ([]*Run, error) {
 	if err != nil || len(files) == 0 {
 		return nil, err
 	}
-	specs, err := ParseAll(files)
+	specs, err := spec.ParseAll(files)
 	if err != nil {
 		// Only pushes to other branches can bring invalid files (the
 		// deploy branch is validated at push); they start nothing.
@@ -115,9 +117,9 @@ func (r *Runner) OnPush(ctx context.Context, p Push) ([]*Run, error) {
 
 // localInputs names the pipelines of the same repository whose artifacts
 // spec takes as inputs.
-func localInputs(spec *Spec, repo string) []string {
+func localInputs(s *spec.Spec, repo string) []string {
 	var out []string
-	for _, in := range spec.Inputs {
+	for _, in := range s.Inputs {
 		if in.From.Repo == "" || in.From.Repo == repo {
 			out = append(out, in.From.Pipeline)
 		}
@@ -125,7 +127,7 @@ func localInputs(spec *Spec, repo string) []string {
 	return out
 }
 
-func anyMatch(t Triggers, paths []string) bool {
+func anyMatch(t spec.Triggers, paths []string) bool {
 	for _, p := range paths {
 		if t.MatchPath(p) {
 			return true
@@ -152,13 +154,13 @@ func (r *Runner) Pipelines(ctx context.Context, repo, rev string) ([]PipelineInf
 	}
 	var out []PipelineInfo
 	for path, data := range files {
-		spec, err := Parse(path, data)
+		s, err := spec.Parse(path, data)
 		info := PipelineInfo{File: path}
 		if err != nil {
-			info.Name = strings.TrimSuffix(strings.TrimPrefix(path, Dir), ".yml")
+			info.Name = strings.TrimSuffix(strings.TrimPrefix(path, spec.Dir), ".yml")
 			info.Error = err.Error()
 		} else {
-			info.Name = spec.Name
+			info.Name = s.Name
 		}
 		info.Last = r.Last(repo, info.Name)
 		out = append(out, info)

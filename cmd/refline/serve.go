@@ -32,6 +32,7 @@ import (
 	"github.com/refline/refline/hooks"
 	"github.com/refline/refline/keyring"
 	"github.com/refline/refline/pipelines"
+	"github.com/refline/refline/pipelines/spec"
 	"github.com/refline/refline/refs"
 )
 
@@ -139,7 +140,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 		if l.v == "" || l.v == "0" {
 			continue
 		}
-		n, err := pipelines.ParseSize(l.v)
+		n, err := spec.ParseSize(l.v)
 		if err != nil {
 			return nil, fmt.Errorf("--%s: %w", l.flag, err)
 		}

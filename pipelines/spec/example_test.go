@@ -1,13 +1,13 @@
-package pipelines_test
+package spec_test
 
 import (
 	"fmt"
 
-	"github.com/refline/refline/pipelines"
+	"github.com/refline/refline/pipelines/spec"
 )
 
 func ExampleParse() {
-	spec, err := pipelines.Parse(".refline/pipelines/web.yml", []byte(`
+	s, err := spec.Parse(".refline/pipelines/web.yml", []byte(`
 on:
   push:
     paths: ["web/**"]
@@ -24,15 +24,15 @@ artifact:
 		fmt.Println(err)
 		return
 	}
-	for _, st := range spec.Stages {
+	for _, st := range s.Stages {
 		fmt.Printf("%s: %q (timeout %v)\n", st.Name, st.Run, st.Timeout)
 	}
-	fmt.Println("artifact:", spec.Artifact.Paths)
-	fmt.Println("runs for web/index.html:", spec.On.MatchPath("web/index.html"))
-	fmt.Println("runs for docs/README.md:", spec.On.MatchPath("docs/README.md"))
+	fmt.Println("artifact:", s.Artifact.Paths)
+	fmt.Println("runs for web/index.html:", s.On.MatchPath("web/index.html"))
+	fmt.Println("runs for docs/README.md:", s.On.MatchPath("docs/README.md"))
 
 	// A mistake is reported as file:line: message, with the fix.
-	_, err = pipelines.Parse(".refline/pipelines/web.yml", []byte(`
+	_, err = spec.Parse(".refline/pipelines/web.yml", []byte(`
 stagez:
   - name: build
     run: make
@@ -61,7 +61,7 @@ stages: [{name: build, run: make}]
 artifact: {paths: [bin/]}
 `),
 	}
-	specs, err := pipelines.ParseAll(files)
+	specs, err := spec.ParseAll(files)
 	for _, s := range specs {
 		fmt.Println("valid:", s.Name)
 	}
@@ -72,7 +72,7 @@ artifact: {paths: [bin/]}
 }
 
 func ExampleTriggers_MatchesBranch() {
-	spec, err := pipelines.Parse(".refline/pipelines/web.yml", []byte(`
+	s, err := spec.Parse(".refline/pipelines/web.yml", []byte(`
 on:
   push:
     branches: [main, release/*]
@@ -84,7 +84,7 @@ artifact: {paths: [bin/]}
 		return
 	}
 	for _, b := range []string{"main", "release/2.1", "feature/x"} {
-		fmt.Println(b, spec.On.MatchesBranch(b, "main"))
+		fmt.Println(b, s.On.MatchesBranch(b, "main"))
 	}
 	// Output:
 	// main true

@@ -1,4 +1,4 @@
-package pipelines
+package spec
 
 import (
 	"fmt"
@@ -6,11 +6,19 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/refline/refline/names"
 	"go.yaml.in/yaml/v3"
 )
 
 // The pipeline file's isolation keys (SPEC §9): image:, network:,
 // limits: and an environment's network:.
+
+// Limits bound one job. Zero means no limit of that kind.
+type Limits struct {
+	Memory int64 // bytes
+	Pids   int   // processes (and threads)
+	Disk   int64 // bytes: the largest file and the size of /tmp
+}
 
 var limitKeys = []string{"memory", "pids", "disk"}
 
@@ -18,7 +26,7 @@ var limitKeys = []string{"memory", "pids", "disk"}
 func (p *parser) isolation(f map[string]keyValue, s *Spec) {
 	if kv, ok := f["image"]; ok {
 		if name, good := p.str(kv.val, "image"); good {
-			if why := ImageNameProblem(name); why != "" {
+			if why := names.Why(names.Image(name)); why != "" {
 				p.errorf(kv.val.Line, "image %s %s; name an image imported with `ssh HOST image import NAME < rootfs.tar`", q(name), why)
 			} else {
 				s.Image = name
@@ -131,14 +139,4 @@ func ParseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("size %s is not a positive size such as 512M or 2G", q(t))
 	}
 	return n * mult, nil
-}
-
-// deployBox is what a deploy's job runs with: the pipeline's image and
-// limits, and the network unless the environment says network: false.
-func deployBox(spec *Spec, env Environment) WorkspaceSpec {
-	b := WorkspaceSpec{Image: spec.Image, Limits: spec.Limits, Network: true, Deploy: true}
-	if env.Network != nil {
-		b.Network = *env.Network
-	}
-	return b
 }
