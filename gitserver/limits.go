@@ -15,6 +15,7 @@ import (
 
 	"github.com/gliderlabs/ssh"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/refline/refline/pipelines/spec"
 	"github.com/sirupsen/logrus"
 	gossh "golang.org/x/crypto/ssh"
 )
@@ -93,19 +94,6 @@ func (l Limits) withDefaults() Limits {
 		l.MaxPushSize = d.MaxPushSize
 	}
 	return l
-}
-
-// FormatSize prints a byte count the way the flags take it (512MiB).
-func FormatSize(n int64) string {
-	for _, u := range []struct {
-		s string
-		n int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		if n >= u.n && n%u.n == 0 {
-			return strconv.FormatInt(n/u.n, 10) + u.s
-		}
-	}
-	return strconv.FormatInt(n, 10) + "B"
 }
 
 // ctxKeyConn holds the connection's *trackedConn in the ssh.Context.
@@ -525,7 +513,7 @@ func (s *Server) pushTooLarge(w io.Writer, received int64) {
 	if received <= s.cfg.Limits.MaxPushSize {
 		return
 	}
-	fmt.Fprintf(w, "refline: push refused: it is larger than the push size limit of %s (refline serve --max-push-size); split it into smaller pushes or ask the admin to raise the limit\n", FormatSize(s.cfg.Limits.MaxPushSize))
+	fmt.Fprintf(w, "refline: push refused: it is larger than the push size limit of %s (refline serve --max-push-size); split it into smaller pushes or ask the admin to raise the limit\n", spec.FormatSize(s.cfg.Limits.MaxPushSize))
 }
 
 // BackoffListener waits after an accept error instead of retrying at once

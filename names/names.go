@@ -67,7 +67,7 @@ func (e *Error) Error() string {
 	if e.msg != "" {
 		return e.msg
 	}
-	return fmt.Sprintf("%s %s %s", e.What, quote(e.Name), e.Why)
+	return fmt.Sprintf("%s %s %s", e.What, Quote(e.Name), e.Why)
 }
 
 // Is makes errors.Is(err, ErrTooLong) true for a name over its limit.
@@ -258,7 +258,7 @@ func refComponent(c string) string {
 // Why completes "… because …": "it contains \"..\"".
 func Branch(s string) error {
 	bad := func(why string) error {
-		return &Error{What: "branch name", Name: s, Why: why, msg: fmt.Sprintf("branch name %s is invalid: %s", quote(s), why)}
+		return &Error{What: "branch name", Name: s, Why: why, msg: fmt.Sprintf("branch name %s is invalid: %s", Quote(s), why)}
 	}
 	switch {
 	case s == "":
@@ -296,9 +296,9 @@ func Branch(s string) error {
 	return nil
 }
 
-// quote quotes a name for a message, cut to 60 bytes so that a huge name
-// does not flood the terminal.
-func quote(s string) string {
+// Quote quotes a name, or any text a user gave, for a message, cut to 60
+// bytes so that a huge name does not flood the terminal.
+func Quote(s string) string {
 	const max = 60
 	if len(s) > max {
 		cut := max

@@ -109,7 +109,7 @@ func (r *Runner) recordArtifact(ctx context.Context, run *Run, inputs []InputArt
 		tree, err := refs.WriteTreeMax(repo, work, s.Artifact.Paths, r.cfg.MaxArtifactSize)
 		var tl *refs.TooLargeError
 		if errors.As(err, &tl) {
-			return plumbing.ZeroHash, fmt.Errorf("the artifact holds %s, more than the limit of %s (refline serve --max-artifact-size)", formatSize(tl.Size), formatSize(tl.Limit))
+			return plumbing.ZeroHash, fmt.Errorf("the artifact holds %s, more than the limit of %s (refline serve --max-artifact-size)", spec.FormatSize(tl.Size), spec.FormatSize(tl.Limit))
 		}
 		if err != nil {
 			return plumbing.ZeroHash, err

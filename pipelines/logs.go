@@ -7,10 +7,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/refline/refline/pipelines/spec"
 )
 
 // MaxStageLog bounds what is kept of one stage's output. A job printing more
@@ -175,7 +176,7 @@ func (b *logBudget) take(n int64) int64 {
 }
 
 func (b *logBudget) message() string {
-	return "the run's log exceeded " + formatSize(b.limit) + ", the limit (refline serve --max-log-size)"
+	return "the run's log exceeded " + spec.FormatSize(b.limit) + ", the limit (refline serve --max-log-size)"
 }
 
 // newLogBudget is lr's budget under MaxLogSize, or nil (only MaxStageLog
@@ -204,17 +205,4 @@ func (r *Runner) logOverflow(lr *liveRun) string {
 		return ""
 	}
 	return lr.logs.message()
-}
-
-// formatSize prints a byte count the way the flags take it (32MiB).
-func formatSize(n int64) string {
-	for _, u := range []struct {
-		s string
-		n int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		if n >= u.n && n%u.n == 0 {
-			return strconv.FormatInt(n/u.n, 10) + u.s
-		}
-	}
-	return strconv.FormatInt(n, 10) + " bytes"
 }

@@ -114,7 +114,7 @@ func TestLogBudget(t *testing.T) {
 	}
 	second := write("test", string(bytes.Repeat([]byte("b"), 30)), string(bytes.Repeat([]byte("c"), 30)), "more")
 	want := string(bytes.Repeat([]byte("b"), 30)) + string(bytes.Repeat([]byte("c"), 10)) +
-		"\n[refline: the run's log exceeded 100 bytes, the limit (refline serve --max-log-size); the run was stopped]\n"
+		"\n[refline: the run's log exceeded 100B, the limit (refline serve --max-log-size); the run was stopped]\n"
 	if string(second) != want {
 		t.Errorf("second stage's log:\n%q\nwant\n%q", second, want)
 	}

@@ -3,13 +3,12 @@ package main
 import (
 	"flag"
 	"fmt"
-	"strconv"
-	"strings"
 	"syscall"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/refline/refline/gitserver"
+	"github.com/refline/refline/pipelines/spec"
 )
 
 // limitFlags are the serve flags that bound what clients and runs may use
@@ -113,30 +112,17 @@ func raiseFileLimit(log *logrus.Entry) uint64 {
 	return rl.Cur
 }
 
-// sizeFlag is a byte count: 1048576, 512KiB, 100MiB, 2GiB (also K, M, G,
-// KB, MB, GB, all powers of 1024).
+// sizeFlag is a byte count as spec.ParseSize reads it: 1048576, 512KiB,
+// 100MiB, 2GiB (also K, M, G, KB, MB, GB, all powers of 1024).
 type sizeFlag int64
 
-func (s *sizeFlag) String() string { return gitserver.FormatSize(int64(*s)) }
+func (s *sizeFlag) String() string { return spec.FormatSize(int64(*s)) }
 
 func (s *sizeFlag) Set(v string) error {
-	t := strings.TrimSpace(v)
-	mult := int64(1)
-	upper := strings.ToUpper(t)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"KIB", 1 << 10}, {"MIB", 1 << 20}, {"GIB", 1 << 30}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30},
-		{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1}} {
-		if strings.HasSuffix(upper, u.suffix) {
-			t, mult = strings.TrimSpace(t[:len(t)-len(u.suffix)]), u.mult
-			break
-		}
+	n, err := spec.ParseSize(v)
+	if err != nil {
+		return err
 	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 1 {
-		return fmt.Errorf("%q is not a size like 512MiB", v)
-	}
-	*s = sizeFlag(n * mult)
+	*s = sizeFlag(n)
 	return nil
 }

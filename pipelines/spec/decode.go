@@ -934,17 +934,7 @@ func describe(n *yaml.Node) string {
 }
 
 // q quotes user text for a message, shortening what is too long to read.
-func q(s string) string {
-	const max = 60
-	if len(s) > max {
-		cut := max
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		return strconv.Quote(s[:cut]) + "..."
-	}
-	return strconv.Quote(s)
-}
+func q(s string) string { return names.Quote(s) }
 
 // joinAnd lists words for a message: "a, b and c".
 func joinAnd(words []string) string {
