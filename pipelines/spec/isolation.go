@@ -131,7 +131,7 @@ func ParseSize(s string) (int64, error) {
 			mult = 1 << 40
 		}
 		if mult > 1 {
-			u = u[:len(u)-1]
+			u = strings.TrimSpace(u[:len(u)-1])
 		}
 	}
 	n, err := strconv.ParseInt(u, 10, 64)
