@@ -340,10 +340,16 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 		Hostname:   host,
 		Logger:     log.WithField("component", "ssh"),
 		Registerer: reg,
-		Pipelines:  runner,
 		LogsHint:   logsHint,
 		ImagesDir:  filepath.Join(data, "images"),
 		Limits:     f.limits.ssh,
+
+		// The one runner is every part the commands use.
+		PipelineLister: runner,
+		RunReader:      runner,
+		RunControl:     runner,
+		Deploys:        runner,
+		RepoRemover:    runner,
 	})
 
 	ctx, cancel := context.WithCancel(ctx)
