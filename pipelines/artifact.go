@@ -36,7 +36,7 @@ func (r *Runner) resolveInputs(ctx context.Context, run *Run, s *spec.Spec) ([]I
 		}
 		label := in.From.String()
 		if repo != run.Repo {
-			if !r.canRead(repo, run.User) {
+			if !r.rights.canRead(repo, run.User) {
 				return nil, fmt.Errorf("input %s: %s has no read access to repository %s (or it does not exist)", label, userOrNobody(run.User), repo)
 			}
 		}
@@ -163,7 +163,7 @@ func (r *Runner) afterBuild(ctx context.Context, run *Run, log *logrus.Entry) (q
 			if !triggeredBy(s, repo, run.Repo, run.Pipeline) {
 				continue
 			}
-			user, ok := r.pusherOf(repo, tip.String())
+			user, ok := r.rights.pusherOf(repo, tip.String())
 			if !ok && repo == run.Repo && run.Commit == tip.String() {
 				user, ok = run.User, run.User != "" // this very build was of the tip
 			}
@@ -172,7 +172,7 @@ func (r *Runner) afterBuild(ctx context.Context, run *Run, log *logrus.Entry) (q
 				tlog.Info("artifact trigger skipped: no record of who pushed the tip of the deploy branch; the next push there triggers it")
 				continue
 			}
-			if repo != run.Repo && !r.canRead(run.Repo, user) {
+			if repo != run.Repo && !r.rights.canRead(run.Repo, user) {
 				// Skipped without a run in the downstream repository:
 				// its runs would tell its readers when this repository
 				// builds.

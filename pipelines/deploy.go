@@ -113,7 +113,7 @@ func first(v []string) string {
 // right to env (an error wrapping ErrDeployDenied otherwise), whoever
 // calls.
 func (r *Runner) RequestDeploy(ctx context.Context, repo, pipeline, env, target, user, trigger string) (*Run, error) {
-	if err := r.mayDeploy(repo, user, env); err != nil {
+	if err := r.rights.mayDeploy(repo, user, env); err != nil {
 		return nil, err
 	}
 	h := plumbing.NewHash(target)
@@ -512,7 +512,7 @@ func (r *Runner) Status(repo string) ([]EnvStatus, error) {
 	gitDir := r.cfg.Repos.Path(repo)
 	out := []EnvStatus{}
 	pairs := r.deployRefs(repo)
-	for _, h := range r.heldEnvs(repo) {
+	for _, h := range r.rights.heldEnvs(repo) {
 		if !slices.Contains(pairs, h) {
 			pairs = append(pairs, h)
 		}
@@ -562,7 +562,7 @@ func (r *Runner) Status(repo string) ([]EnvStatus, error) {
 		default:
 			st.State = "pending"
 		}
-		if h, ok := r.held(repo, d.pipeline, d.env, st.Desired); ok {
+		if h, ok := r.rights.held(repo, d.pipeline, d.env, st.Desired); ok {
 			st.State, st.Waiting, st.WaitingReason = "waiting for deploy", h.Artifact, h.Reason
 		}
 		if st.Desired == "" && st.Deployed == "" && st.Waiting == "" {

@@ -81,7 +81,7 @@ type Runner struct {
 	queue   []*liveRun
 	live    map[runKey]*liveRun
 	busy    map[string]bool // "repo\x00pipeline" with a build running
-	rights  rights
+	rights  *rights
 	closed  bool
 	workers sync.WaitGroup
 
@@ -162,6 +162,7 @@ func New(cfg Config) (*Runner, error) {
 		},
 	}
 	r.cond = sync.NewCond(&r.mu)
+	r.rights = &rights{auth: cfg.Auth, repos: cfg.Repos, store: r.store, log: r.log}
 	r.slotsHeld, r.served = map[string]int{}, map[string]uint64{}
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(r.m.runs, r.m.queued, r.m.running, r.m.firstStage)
@@ -864,7 +865,7 @@ func (r *Runner) Retry(ctx context.Context, repo, pipeline string, n int, user s
 	}
 	if old.Kind == Deploy {
 		// A retried deploy acts for the retrier.
-		if err := r.mayDeploy(repo, user, old.Environment); err != nil {
+		if err := r.rights.mayDeploy(repo, user, old.Environment); err != nil {
 			return nil, err
 		}
 	}
