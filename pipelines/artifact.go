@@ -89,8 +89,8 @@ func (r *Runner) layInputs(ctx context.Context, inputs []InputArtifact, runRepo,
 
 // recordArtifact turns the files under artifact.paths into a signed commit
 // on refs/artifacts/PIPELINE (SPEC §6), appended by compare-and-swap.
-func (r *Runner) recordArtifact(ctx context.Context, run *Run, inputs []InputArtifact, s *spec.Spec, work string) (string, error) {
-	gitDir := r.cfg.Repos.Path(run.Repo)
+func (r *recorder) recordArtifact(ctx context.Context, run *Run, inputs []InputArtifact, s *spec.Spec, work string) (string, error) {
+	gitDir := r.repos.Path(run.Repo)
 	var msg strings.Builder
 	fmt.Fprintf(&msg, "%s #%d: artifact of %s %q\n\n", run.Pipeline, run.Number, short(run.Commit), run.Subject)
 	fmt.Fprintf(&msg, "Source-Commit: %s\nPipeline: %s\nRun: %d\n", run.Commit, run.Pipeline, run.Number)
@@ -101,12 +101,12 @@ func (r *Runner) recordArtifact(ctx context.Context, run *Run, inputs []InputArt
 		}
 		fmt.Fprintf(&msg, "Input: %s@%s\n", name, in.Artifact)
 	}
-	h, err := r.cfg.Updater.Append(ctx, gitDir, refs.ArtifactRef(run.Pipeline), func(parent plumbing.Hash) (plumbing.Hash, error) {
+	h, err := r.updater.Append(ctx, gitDir, refs.ArtifactRef(run.Pipeline), func(parent plumbing.Hash) (plumbing.Hash, error) {
 		repo, err := git.PlainOpen(gitDir)
 		if err != nil {
 			return plumbing.ZeroHash, err
 		}
-		tree, err := refs.WriteTreeMax(repo, work, s.Artifact.Paths, r.cfg.MaxArtifactSize)
+		tree, err := refs.WriteTreeMax(repo, work, s.Artifact.Paths, r.maxArtifactSize)
 		var tl *refs.TooLargeError
 		if errors.As(err, &tl) {
 			return plumbing.ZeroHash, fmt.Errorf("the artifact holds %s, more than the limit of %s (refline serve --max-artifact-size)", spec.FormatSize(tl.Size), spec.FormatSize(tl.Limit))
@@ -114,9 +114,9 @@ func (r *Runner) recordArtifact(ctx context.Context, run *Run, inputs []InputArt
 		if err != nil {
 			return plumbing.ZeroHash, err
 		}
-		committer := r.cfg.Committer
+		committer := r.committer
 		committer.When = time.Now()
-		return refs.WriteSignedCommit(repo, refs.CommitSpec{Tree: tree, Parent: parent, Message: msg.String(), Committer: committer}, r.cfg.Signer)
+		return refs.WriteSignedCommit(repo, refs.CommitSpec{Tree: tree, Parent: parent, Message: msg.String(), Committer: committer}, r.signer)
 	})
 	if err != nil {
 		return "", err

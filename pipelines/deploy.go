@@ -23,7 +23,11 @@ import (
 const SecretsDir = ".refline/secrets/"
 
 func (r *Runner) open(repo string) (*git.Repository, error) {
-	g, err := git.PlainOpen(r.cfg.Repos.Path(repo))
+	return openRepo(r.cfg.Repos, repo)
+}
+
+func openRepo(repos Repos, repo string) (*git.Repository, error) {
+	g, err := git.PlainOpen(repos.Path(repo))
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", repo, err)
 	}

@@ -14,8 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
@@ -82,6 +80,7 @@ type Runner struct {
 	live    map[runKey]*liveRun
 	busy    map[string]bool // "repo\x00pipeline" with a build running
 	rights  *rights
+	rec     *recorder
 	closed  bool
 	workers sync.WaitGroup
 
@@ -163,6 +162,8 @@ func New(cfg Config) (*Runner, error) {
 	}
 	r.cond = sync.NewCond(&r.mu)
 	r.rights = &rights{auth: cfg.Auth, repos: cfg.Repos, store: r.store, log: r.log}
+	r.rec = &recorder{repos: cfg.Repos, store: r.store, updater: cfg.Updater, signer: cfg.Signer,
+		committer: cfg.Committer, maxArtifactSize: cfg.MaxArtifactSize, runs: r.m.runs}
 	r.slotsHeld, r.served = map[string]int{}, map[string]uint64{}
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(r.m.runs, r.m.queued, r.m.running, r.m.firstStage)
@@ -215,14 +216,14 @@ func (r *Runner) interrupted(ctx context.Context, run *Run) {
 		log.WithField("process", run.Process).Warn("stopped a job process left by the previous instance")
 	}
 	run.Process = ""
-	if r.completed(run) {
+	if r.rec.completed(run) {
 		run.State, run.Error = Passed, ""
 		if run.Finished.IsZero() {
 			run.Finished = time.Now().UTC()
 		}
 		_ = os.RemoveAll(r.workDir(run))
 		log.Info("run had completed before the previous instance stopped; recording it as passed")
-		r.finish(ctx, run, log)
+		r.rec.finish(ctx, run, log)
 		r.after(ctx, run, log)
 		return
 	}
@@ -241,7 +242,7 @@ func (r *Runner) interrupted(ctx context.Context, run *Run) {
 		run.Finished = time.Now()
 	}
 	_ = os.RemoveAll(r.workDir(run))
-	r.finish(ctx, run, log)
+	r.rec.finish(ctx, run, log)
 }
 
 // push adds a run to the queue; r.mu must be held.
@@ -326,7 +327,7 @@ func (r *Runner) Enqueue(ctx context.Context, req Request) (*Run, error) {
 func (r *Runner) endUnstarted(lr *liveRun, state State, why string) {
 	r.update(lr, func(run *Run) { run.State = state; run.Error = why; run.Finished = time.Now().UTC() })
 	final := copyRunLocked(r, lr)
-	r.finish(context.Background(), final, r.log.WithField("run", final.ID()))
+	r.rec.finish(context.Background(), final, r.log.WithField("run", final.ID()))
 	r.mu.Lock()
 	delete(r.live, runKey{final.Repo, final.Pipeline, final.Number})
 	r.grant() // runs waiting for this one may start
@@ -395,7 +396,7 @@ func (r *Runner) execute(lr *liveRun) {
 	final := copyRun(lr.run)
 	r.mu.Unlock()
 	_ = os.RemoveAll(r.workDir(final))
-	r.finish(context.Background(), final, log)
+	r.rec.finish(context.Background(), final, log)
 	// What the run sets off is queued before its followers hear that it
 	// ended, so that `git push -o follow` can follow that too.
 	next := r.after(context.Background(), final, log)
@@ -607,7 +608,7 @@ func (r *Runner) buildPlan(ctx context.Context, lr *liveRun, run *Run) (*plan, e
 			return r.layInputs(ctx, inputs, run.Repo, work)
 		},
 		succeed: func(ctx context.Context, work string) error {
-			sha, err := r.recordArtifact(ctx, run, inputs, spec, work)
+			sha, err := r.rec.recordArtifact(ctx, run, inputs, spec, work)
 			if err != nil {
 				return fmt.Errorf("record artifact: %w", err)
 			}
@@ -701,39 +702,6 @@ func (r *Runner) jobEnv(run *Run, specEnv []spec.EnvVar, extra []string) []strin
 	return append(env, extra...)
 }
 
-// completed reports whether a run found running after a crash had in fact
-// done all its work: every stage passed and then the artifact reached its
-// chain (a build) or refs/deployed moved to the target (a deploy).
-func (r *Runner) completed(run *Run) bool {
-	if len(run.Stages) == 0 {
-		return false
-	}
-	for _, st := range run.Stages {
-		if st.State != Passed {
-			return false
-		}
-	}
-	g, err := r.open(run.Repo)
-	if err != nil {
-		return false
-	}
-	if run.Kind == Deploy {
-		h, err := refs.Resolve(r.cfg.Repos.Path(run.Repo), refs.DeployedRef(run.Environment, run.Pipeline))
-		return err == nil && h.String() == run.Artifact
-	}
-	chain, err := refs.Chain(g, refs.ArtifactRef(run.Pipeline), 50)
-	if err != nil {
-		return false
-	}
-	for _, c := range chain {
-		if refs.Trailer(c.Message, "Run") == strconv.Itoa(run.Number) && refs.Trailer(c.Message, "Source-Commit") == run.Commit {
-			run.Artifact = c.Hash.String()
-			return true
-		}
-	}
-	return false
-}
-
 // unrecorded finishes a run that ended but whose record the previous
 // instance did not write (or did not note): it is appended now, unless the
 // chain already holds it, and what follows a passed run happens now.
@@ -753,7 +721,7 @@ func (r *Runner) unrecorded(ctx context.Context, run *Run) {
 		}
 	}
 	log.Info("recording a run the previous instance ended but did not record")
-	r.finish(ctx, run, log)
+	r.rec.finish(ctx, run, log)
 	r.after(ctx, run, log)
 }
 
@@ -769,58 +737,6 @@ func (r *Runner) after(ctx context.Context, run *Run, log *logrus.Entry) []*Run 
 		return r.afterBuild(ctx, run, log)
 	}
 	return nil
-}
-
-// finish records a finished run on refs/runs/PIPELINE and stores its final
-// state. A failure to record is logged and kept in the run's state; the run
-// still counts as finished.
-func (r *Runner) finish(ctx context.Context, run *Run, log *logrus.Entry) {
-	if err := r.store.save(run); err != nil {
-		log.WithError(err).Error("save final run state")
-	}
-	rec, err := r.record(ctx, run)
-	if err != nil {
-		log.WithError(err).Error("record run")
-	} else {
-		run.Record = rec.String()
-		r.store.markRecorded(run, run.Record)
-	}
-	r.m.runs.WithLabelValues(string(run.Kind), string(run.State)).Inc()
-}
-
-// record appends the run's record commit (run.json and its logs, signed)
-// to refs/runs/PIPELINE.
-func (r *Runner) record(ctx context.Context, run *Run) (plumbing.Hash, error) {
-	gitDir := r.cfg.Repos.Path(run.Repo)
-	if !r.cfg.Repos.Exists(run.Repo) {
-		return plumbing.ZeroHash, fmt.Errorf("repository %s is gone", run.Repo)
-	}
-	dir := r.store.dir(run.Repo, run.Pipeline, run.Number)
-	paths := []string{"run.json"}
-	if ents, _ := os.ReadDir(filepath.Join(dir, "logs")); len(ents) > 0 {
-		paths = append(paths, "logs/")
-	}
-	return r.cfg.Updater.Append(ctx, gitDir, refs.RunsRef(run.Pipeline), func(parent plumbing.Hash) (plumbing.Hash, error) {
-		repo, err := git.PlainOpen(gitDir)
-		if err != nil {
-			return plumbing.ZeroHash, err
-		}
-		tree, err := refs.WriteTree(repo, dir, paths)
-		if err != nil {
-			return plumbing.ZeroHash, err
-		}
-		committer := r.cfg.Committer
-		committer.When = time.Now()
-		msg := fmt.Sprintf("%s\n\nRepo: %s\nPipeline: %s\nRun: %d\nKind: %s\nState: %s\nCommit: %s\n",
-			run.RecordSubject(), run.Repo, run.Pipeline, run.Number, run.Kind, run.State, run.Commit)
-		if run.Environment != "" {
-			msg += "Environment: " + run.Environment + "\n"
-		}
-		if run.Artifact != "" {
-			msg += "Artifact: " + run.Artifact + "\n"
-		}
-		return refs.WriteSignedCommit(repo, refs.CommitSpec{Tree: tree, Parent: parent, Message: msg, Committer: committer}, r.cfg.Signer)
-	})
 }
 
 // Cancel stops a queued or running run.
