@@ -81,6 +81,7 @@ type Runner struct {
 	busy    map[string]bool // "repo\x00pipeline" with a build running
 	rights  *rights
 	rec     *recorder
+	journal *pushJournal
 	closed  bool
 	workers sync.WaitGroup
 
@@ -162,6 +163,7 @@ func New(cfg Config) (*Runner, error) {
 	}
 	r.cond = sync.NewCond(&r.mu)
 	r.rights = &rights{auth: cfg.Auth, repos: cfg.Repos, store: r.store, log: r.log}
+	r.journal = &pushJournal{dir: filepath.Join(cfg.DataDir, "pushes"), log: r.log}
 	r.rec = &recorder{repos: cfg.Repos, store: r.store, updater: cfg.Updater, signer: cfg.Signer,
 		committer: cfg.Committer, maxArtifactSize: cfg.MaxArtifactSize, runs: r.m.runs}
 	r.slotsHeld, r.served = map[string]int{}, map[string]uint64{}
@@ -194,7 +196,7 @@ func (r *Runner) Start(ctx context.Context) error {
 		return fmt.Errorf("recover runs: %w", err)
 	}
 	sort.Slice(requeue, func(i, j int) bool { return requeue[i].Queued.Before(requeue[j].Queued) })
-	defer r.replayJournal(ctx) // after the workers start: it may queue runs
+	defer r.journal.replay(ctx, r.cfg.Repos, r) // after the workers start: it may queue runs
 	r.mu.Lock()
 	for _, run := range requeue {
 		r.push(&liveRun{run: run, bell: newBell()})
