@@ -137,7 +137,7 @@ func (r *Runner) afterBuild(ctx context.Context, run *Run, log *logrus.Entry) (q
 	if err == nil {
 		for _, env := range own.Environments {
 			if env.Auto && env.After == "" {
-				if d := r.autoDeploy(ctx, run.Repo, run.Pipeline, env.Name, run.Artifact, run.User, "auto-deploy of "+run.ID(), log); d != nil {
+				if d := r.deployer.autoDeploy(ctx, run.Repo, run.Pipeline, env.Name, run.Artifact, run.User, "auto-deploy of "+run.ID(), log); d != nil {
 					queued = append(queued, d)
 				}
 			}

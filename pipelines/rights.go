@@ -102,7 +102,7 @@ func (r *rights) heldPath(repo, pipeline, env string) string {
 // autoDeploy requests a deploy the server starts on its own, acting for
 // user; when user has no right to env the deploy is held instead. It
 // returns the deploy run it queued, if any.
-func (r *Runner) autoDeploy(ctx context.Context, repo, pipeline, env, artifact, user, trigger string, log *logrus.Entry) *Run {
+func (r *Deployer) autoDeploy(ctx context.Context, repo, pipeline, env, artifact, user, trigger string, log *logrus.Entry) *Run {
 	d, err := r.RequestDeploy(ctx, repo, pipeline, env, artifact, user, trigger)
 	switch {
 	case err == nil:

@@ -80,13 +80,16 @@ type Runner struct {
 	live    map[runKey]*liveRun
 	busy    map[string]bool // "repo\x00pipeline" with a build running
 	rights  *rights
-	rec     *recorder
-	journal *pushJournal
 	closed  bool
 	workers sync.WaitGroup
 
-	setOff      map[runKey]setOff // guarded by mu
-	reconcileMu sync.Mutex
+	// The parts the runner wires: the deploy controller, run and
+	// artifact records, the push journal.
+	deployer *Deployer
+	rec      *recorder
+	journal  *pushJournal
+
+	setOff map[runKey]setOff // guarded by mu
 	// Job slots (schedule.go).
 	started   bool
 	slots     int
@@ -163,6 +166,7 @@ func New(cfg Config) (*Runner, error) {
 	}
 	r.cond = sync.NewCond(&r.mu)
 	r.rights = &rights{auth: cfg.Auth, repos: cfg.Repos, store: r.store, log: r.log}
+	r.deployer = &Deployer{repos: cfg.Repos, signer: cfg.Signer, updater: cfg.Updater, rights: r.rights, runs: r, log: r.log}
 	r.journal = &pushJournal{dir: filepath.Join(cfg.DataDir, "pushes"), log: r.log}
 	r.rec = &recorder{repos: cfg.Repos, store: r.store, updater: cfg.Updater, signer: cfg.Signer,
 		committer: cfg.Committer, maxArtifactSize: cfg.MaxArtifactSize, runs: r.m.runs}
@@ -406,7 +410,7 @@ func (r *Runner) execute(lr *liveRun) {
 		// The deploy ref moved while this deploy ran, maybe to a target
 		// no deploy is queued for (such as the one deployed before):
 		// deploy what is desired now.
-		d, err := r.Reconcile(context.Background(), final.Repo, final.Pipeline, final.Environment, "refline",
+		d, err := r.deployer.Reconcile(context.Background(), final.Repo, final.Pipeline, final.Environment, "refline",
 			fmt.Sprintf("%s moved while %s ran", refs.DeployRef(final.Environment, final.Pipeline), final.ID()))
 		if err != nil {
 			log.WithError(err).Warn("reconcile after deploy")
@@ -573,7 +577,11 @@ func (r *Runner) runStages(ctx context.Context, lr *liveRun, log *logrus.Entry) 
 
 // specAt reads and parses one pipeline's file at commit.
 func (r *Runner) specAt(ctx context.Context, repo, pipeline, commit string) (*spec.Spec, error) {
-	files, err := gitReader{gitDir: r.cfg.Repos.Path(repo)}.pipelineFiles(ctx, commit)
+	return readSpec(ctx, r.cfg.Repos, repo, pipeline, commit)
+}
+
+func readSpec(ctx context.Context, repos Repos, repo, pipeline, commit string) (*spec.Spec, error) {
+	files, err := gitReader{gitDir: repos.Path(repo)}.pipelineFiles(ctx, commit)
 	if err != nil {
 		return nil, fmt.Errorf("read pipeline files at %s: %w", short(commit), err)
 	}
@@ -734,7 +742,7 @@ func (r *Runner) after(ctx context.Context, run *Run, log *logrus.Entry) []*Run 
 		return nil
 	}
 	if run.Kind == Deploy {
-		return r.afterDeploy(ctx, run, log)
+		return r.deployer.afterDeploy(ctx, run, log)
 	} else if run.Artifact != "" {
 		return r.afterBuild(ctx, run, log)
 	}
