@@ -90,13 +90,8 @@ type Runner struct {
 	journal  *pushJournal
 
 	setOff map[runKey]setOff // guarded by mu
-	// Job slots (schedule.go).
-	started   bool
-	slots     int
-	slotsHeld map[string]int    // slots held per repository
-	served    map[string]uint64 // seq when each repository last got a slot
-	seq       uint64
-	parked    []*liveRun // started runs waiting for a slot between stages
+	// Job slots (schedule.go), guarded by mu.
+	sched scheduler
 }
 
 type runKey struct {
@@ -170,7 +165,7 @@ func New(cfg Config) (*Runner, error) {
 	r.journal = &pushJournal{dir: filepath.Join(cfg.DataDir, "pushes"), log: r.log}
 	r.rec = &recorder{repos: cfg.Repos, store: r.store, updater: cfg.Updater, signer: cfg.Signer,
 		committer: cfg.Committer, maxArtifactSize: cfg.MaxArtifactSize, runs: r.m.runs}
-	r.slotsHeld, r.served = map[string]int{}, map[string]uint64{}
+	r.sched = scheduler{maxJobs: cfg.MaxJobs, maxPerRepo: cfg.MaxJobsPerRepo, slotsHeld: map[string]int{}, served: map[string]uint64{}}
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(r.m.runs, r.m.queued, r.m.running, r.m.firstStage)
 	}
@@ -206,7 +201,7 @@ func (r *Runner) Start(ctx context.Context) error {
 		r.push(&liveRun{run: run, bell: newBell()})
 		r.log.WithField("run", run.ID()).Info("run queued again after restart")
 	}
-	r.started = true
+	r.sched.started = true
 	r.grant()
 	r.mu.Unlock()
 	return nil
