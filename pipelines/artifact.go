@@ -17,74 +17,11 @@ import (
 	"github.com/refline/refline/refs"
 )
 
-// resolveInputs picks the artifact each input of spec lays into the
-// workspace: the newest artifact of the named pipeline, or, for a retry,
-// exactly the artifacts the original run used. An input from another
-// repository needs the run's user to have read access to it.
-func (r *Runner) resolveInputs(ctx context.Context, run *Run, s *spec.Spec) ([]InputArtifact, error) {
-	if len(s.Inputs) == 0 {
-		return nil, nil
-	}
-	if len(run.Inputs) == len(s.Inputs) {
-		return run.Inputs, nil // a retry: the same inputs as the original
-	}
-	var out []InputArtifact
-	for _, in := range s.Inputs {
-		repo := in.From.Repo
-		if repo == "" {
-			repo = run.Repo
-		}
-		label := in.From.String()
-		if repo != run.Repo {
-			if !r.rights.canRead(repo, run.User) {
-				return nil, fmt.Errorf("input %s: %s has no read access to repository %s (or it does not exist)", label, userOrNobody(run.User), repo)
-			}
-		}
-		if !r.cfg.Repos.Exists(repo) {
-			return nil, fmt.Errorf("input %s: repository %s does not exist", label, repo)
-		}
-		tip, err := refs.Resolve(r.cfg.Repos.Path(repo), refs.ArtifactRef(in.From.Pipeline))
-		if err != nil {
-			return nil, fmt.Errorf("input %s: %w", label, err)
-		}
-		if tip.IsZero() {
-			return nil, fmt.Errorf("input %s has no artifact yet: pipeline %s must pass once first", label, label)
-		}
-		ia := InputArtifact{Pipeline: in.From.Pipeline, Path: in.Path, Artifact: tip.String()}
-		if repo != run.Repo {
-			ia.Repo = repo
-		}
-		out = append(out, ia)
-	}
-	return out, nil
-}
-
 func userOrNobody(u string) string {
 	if u == "" {
 		return "the run's user"
 	}
 	return u
-}
-
-// layInputs writes each input artifact's files under its path in the
-// workspace.
-func (r *Runner) layInputs(ctx context.Context, inputs []InputArtifact, runRepo, work string) error {
-	for _, in := range inputs {
-		repo := in.Repo
-		if repo == "" {
-			repo = runRepo
-		}
-		rel := filepath.FromSlash(strings.TrimSuffix(in.Path, "/"))
-		if err := mkdirNoFollow(work, rel); err != nil {
-			return fmt.Errorf("input %s: %w", in.Pipeline, err)
-		}
-		dest := filepath.Join(work, rel)
-		idx := fmt.Sprintf("%s.input-%s.index", work, in.Pipeline)
-		if err := (gitReader{gitDir: r.cfg.Repos.Path(repo)}).checkout(ctx, in.Artifact, dest, idx); err != nil {
-			return fmt.Errorf("input %s: %w", in.Pipeline, err)
-		}
-	}
-	return nil
 }
 
 // recordArtifact turns the files under artifact.paths into a signed commit

@@ -17,7 +17,6 @@ import (
 
 	"github.com/refline/refline/pipelines/spec"
 	"github.com/refline/refline/refs"
-	"github.com/refline/refline/secrets"
 )
 
 // SecretsDir holds each environment's encrypted credentials (SPEC §8).
@@ -317,64 +316,6 @@ func (r *Deployer) deployRefs(repo string) []envPipeline {
 	return out
 }
 
-// deployPlan prepares a deploy run: it verifies the target again (the ref
-// may have been moved while the server was down), takes the environment's
-// definition from the pipeline file at the artifact's source commit, and
-// the environment's secrets from the tip of the deploy branch.
-func (r *Runner) deployPlan(ctx context.Context, lr *liveRun, run *Run, log *logrus.Entry) (*plan, error) {
-	target := plumbing.NewHash(run.Artifact)
-	c, err := r.deployer.CheckDeployTarget(ctx, run.Repo, run.Pipeline, run.Environment, target)
-	if err != nil {
-		return nil, fmt.Errorf("deploy refused: %w", err)
-	}
-	source := refs.Trailer(c.Message, "Source-Commit")
-	s, err := r.specAt(ctx, run.Repo, run.Pipeline, source)
-	if err != nil {
-		return nil, err
-	}
-	env, _ := s.Environment(run.Environment)
-	vars, err := r.deploySecrets(ctx, run.Repo, run.Environment, log)
-	if err != nil {
-		return nil, err
-	}
-	mask := secrets.NewMasker(vars)
-	// Whoever reads the deploy's log must know what it does not hide, not
-	// only whoever reads the server's.
-	var notes []string
-	for _, k := range mask.ShortKeys() {
-		log.WithField("key", k).Warn("secret shorter than 4 characters is not masked in logs")
-		notes = append(notes, fmt.Sprintf("refline: warning: the secret %s is shorter than %d characters, so it is not masked in this log; "+
-			"use a longer value to have it masked", k, secrets.MinMaskLen))
-	}
-	var secretEnv []string
-	for _, v := range vars {
-		secretEnv = append(secretEnv, v.Key+"="+v.Value)
-	}
-	jobEnv := r.jobEnv(run, append(append([]spec.EnvVar{}, s.Env...), env.Env...), secretEnv)
-	gitDir := r.cfg.Repos.Path(run.Repo)
-	return &plan{
-		stages: []spec.Stage{{Name: "deploy", Run: env.Run, Timeout: spec.DefaultTimeout}},
-		env:    jobEnv,
-		box:    deployBox(s, env),
-		mask:   mask,
-		notes:  notes,
-		fill: func(ctx context.Context, work string) error {
-			return gitReader{gitDir: gitDir}.checkout(ctx, run.Artifact, work, work+".index")
-		},
-		succeed: func(ctx context.Context, work string) error {
-			ref := refs.DeployedRef(run.Environment, run.Pipeline)
-			old, err := refs.Resolve(gitDir, ref)
-			if err != nil {
-				return err
-			}
-			if err := r.cfg.Updater.Apply(ctx, gitDir, refs.Update{Ref: ref, Old: old, New: target}); err != nil {
-				return fmt.Errorf("move %s: %w", ref, err)
-			}
-			return nil
-		},
-	}, nil
-}
-
 // deployBox is what a deploy's job runs with: the pipeline's image and
 // limits, and the network unless the environment says network: false.
 func deployBox(s *spec.Spec, env spec.Environment) WorkspaceSpec {
@@ -383,56 +324,6 @@ func deployBox(s *spec.Spec, env spec.Environment) WorkspaceSpec {
 		b.Network = *env.Network
 	}
 	return b
-}
-
-// deploySecrets decrypts .refline/secrets/ENV.age at the tip of the deploy
-// branch (so a rollback never brings back a revoked credential). The
-// plaintext lives only in memory and in the deploy process's environment.
-//
-// The server can decrypt every repository's files, so it uses one only
-// when its binding line names this repository and environment: a file
-// copied from elsewhere, or written before files were bound, fails the
-// deploy. The push check refuses both already; this catches files that
-// reached the branch without it (pushed before the upgrade, or moved in by
-// hand on the server).
-func (r *Runner) deploySecrets(ctx context.Context, repo, env string, log *logrus.Entry) ([]secrets.Var, error) {
-	branch := r.cfg.Repos.DeployBranch(ctx, repo)
-	git := gitReader{gitDir: r.cfg.Repos.Path(repo)}
-	path := SecretsDir + env + ".age"
-	data, ok, err := git.file(ctx, "refs/heads/"+branch, path)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if !ok {
-		return nil, nil
-	}
-	if r.cfg.AgeIdentities == nil {
-		return nil, fmt.Errorf("%s: the server has no age identity", path)
-	}
-	plain, err := secrets.Decrypt(data, r.cfg.AgeIdentities()...)
-	if err != nil {
-		return nil, fmt.Errorf("%s (at %s): %w", path, branch, err)
-	}
-	want := secrets.Binding{Repo: repo, Env: env}
-	if err := want.Check(plain); err != nil {
-		clear(plain) // not used: drop it now rather than when collected
-		var mismatch *secrets.MismatchError
-		if errors.As(err, &mismatch) {
-			log.WithFields(logrus.Fields{"file": path, "bound_to": mismatch.Got.String()}).
-				Warn("deploy refused: the secrets file is bound to another repository or environment")
-			return nil, fmt.Errorf("deploy refused: %s (at %s): %w: the server uses a secrets file only for the repository "+
-				"and environment it was written for; write %s's own with refline secrets set %s KEY=VALUE and push",
-				path, branch, err, want, env)
-		}
-		log.WithField("file", path).Warn("deploy refused: the secrets file is not bound to a repository and environment")
-		return nil, fmt.Errorf("deploy refused: %s (at %s): %w: run refline secrets reencrypt %s (or --all) in a clone "+
-			"and push, which adds the line %q", path, branch, err, env, want.Line())
-	}
-	vars, err := secrets.ParseDotenv(plain)
-	if err != nil {
-		return nil, fmt.Errorf("%s (at %s): %w", path, branch, err)
-	}
-	return vars, nil
 }
 
 // afterDeploy promotes a successfully deployed artifact to the

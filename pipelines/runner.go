@@ -3,7 +3,6 @@ package pipelines
 import (
 	"context"
 
-	"errors"
 	"filippo.io/age"
 	"fmt"
 	"io"
@@ -20,7 +19,6 @@ import (
 
 	"github.com/refline/refline/pipelines/spec"
 	"github.com/refline/refline/refs"
-	"github.com/refline/refline/secrets"
 )
 
 // Repos is the subset of the repository store the runner uses.
@@ -84,10 +82,11 @@ type Runner struct {
 	workers sync.WaitGroup
 
 	// The parts the runner wires: the deploy controller, run and
-	// artifact records, the push journal.
+	// artifact records, the push journal, stage execution.
 	deployer *Deployer
 	rec      *recorder
 	journal  *pushJournal
+	stages   *stager
 
 	setOff map[runKey]setOff // guarded by mu
 	// Job slots (schedule.go), guarded by mu.
@@ -162,9 +161,12 @@ func New(cfg Config) (*Runner, error) {
 	r.cond = sync.NewCond(&r.mu)
 	r.rights = &rights{auth: cfg.Auth, repos: cfg.Repos, store: r.store, log: r.log}
 	r.deployer = &Deployer{repos: cfg.Repos, signer: cfg.Signer, updater: cfg.Updater, rights: r.rights, runs: r, log: r.log}
-	r.journal = &pushJournal{dir: filepath.Join(cfg.DataDir, "pushes"), log: r.log}
 	r.rec = &recorder{repos: cfg.Repos, store: r.store, updater: cfg.Updater, signer: cfg.Signer,
 		committer: cfg.Committer, maxArtifactSize: cfg.MaxArtifactSize, runs: r.m.runs}
+	r.stages = &stager{repos: cfg.Repos, executor: cfg.Executor, store: r.store, updater: cfg.Updater, rights: r.rights,
+		rec: r.rec, deployer: r.deployer, baseEnv: cfg.BaseEnv, ageIdentities: cfg.AgeIdentities, workDir: r.workDir,
+		firstStage: r.m.firstStage, runs: r}
+	r.journal = &pushJournal{dir: filepath.Join(cfg.DataDir, "pushes"), log: r.log}
 	r.sched = scheduler{maxJobs: cfg.MaxJobs, maxPerRepo: cfg.MaxJobsPerRepo, slotsHeld: map[string]int{}, served: map[string]uint64{}}
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(r.m.runs, r.m.queued, r.m.running, r.m.firstStage)
@@ -359,6 +361,17 @@ func busyKey(run *Run) string {
 	return run.Repo + "\x00" + run.Pipeline
 }
 
+// snapshot is a copy of a live run's state.
+func (r *Runner) snapshot(lr *liveRun) *Run { return copyRunLocked(r, lr) }
+
+// interrupting reports whether a live run is being stopped by shutdown
+// rather than by a user.
+func (r *Runner) interrupting(lr *liveRun) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return lr.interrupt
+}
+
 // update changes a live run under the lock, saves it and wakes followers.
 func (r *Runner) update(lr *liveRun, f func(run *Run)) {
 	r.mu.Lock()
@@ -387,7 +400,7 @@ func (r *Runner) execute(lr *liveRun) {
 		r.update(lr, func(run *Run) { run.State = Canceled; run.Finished = time.Now().UTC() })
 	} else {
 		r.update(lr, func(run *Run) { run.State = Running; run.Started = time.Now().UTC() })
-		state, errText := r.runStages(ctx, lr, log)
+		state, errText := r.stages.runStages(ctx, lr, log)
 		r.update(lr, func(run *Run) {
 			run.State, run.Error, run.Process = state, errText, ""
 			run.Finished = time.Now().UTC()
@@ -479,97 +492,6 @@ func (r *Runner) workDir(run *Run) string {
 	return filepath.Join(r.cfg.DataDir, "work", escapeRepo(run.Repo), run.Pipeline, fmt.Sprint(run.Number))
 }
 
-// plan is what a run executes: its stages, their environment, how its
-// workspace is filled, what masks its output, and what follows success.
-type plan struct {
-	stages  []spec.Stage
-	env     []string
-	fill    func(ctx context.Context, work string) error
-	mask    *secrets.Masker
-	succeed func(ctx context.Context, work string) error
-	// box is the image, network and limits the jobs run with.
-	box WorkspaceSpec
-
-	// notes are lines written at the head of the first stage's log,
-	// before the job starts: what its reader must know.
-	notes []string
-}
-
-// runStages prepares the workspace and runs the stages in order. It returns
-// the run's final state and, for a failure outside any stage, why.
-func (r *Runner) runStages(ctx context.Context, lr *liveRun, log *logrus.Entry) (State, string) {
-	run := copyRunLocked(r, lr)
-	var p *plan
-	var err error
-	if run.Kind == Deploy {
-		p, err = r.deployPlan(ctx, lr, run, log)
-	} else {
-		p, err = r.buildPlan(ctx, lr, run)
-	}
-	if err != nil {
-		return Failed, err.Error()
-	}
-	r.update(lr, func(run *Run) {
-		run.Stages = make([]StageResult, len(p.stages))
-		for i, st := range p.stages {
-			run.Stages[i] = StageResult{Name: st.Name, State: Queued}
-		}
-	})
-
-	box := p.box
-	box.Dir, box.Fill, box.Env = r.workDir(run), p.fill, p.env
-	ws, err := r.cfg.Executor.Prepare(ctx, box)
-	if err != nil {
-		if ctx.Err() != nil {
-			return Canceled, "canceled while preparing the workspace"
-		}
-		return Failed, err.Error()
-	}
-	defer ws.Close()
-
-	lr.logs = r.newLogBudget(lr)
-	for i, st := range p.stages {
-		if i > 0 {
-			if err := r.between(ctx, lr); err != nil {
-				return r.stoppedWaiting(lr, i)
-			}
-		}
-		var notes []string
-		if i == 0 {
-			notes = p.notes
-		}
-		state, code, errText := r.runStage(ctx, lr, i, st, ws, p.mask, notes, log)
-		if over := r.logOverflow(lr); over != "" {
-			state, errText = Failed, over
-		}
-		r.update(lr, func(run *Run) {
-			run.Stages[i].State, run.Stages[i].ExitCode, run.Stages[i].Error = state, code, errText
-			run.Stages[i].Finished = time.Now().UTC()
-			if state != Passed {
-				for j := i + 1; j < len(run.Stages); j++ {
-					run.Stages[j].State = Skipped
-				}
-			}
-		})
-		if state != Passed {
-			log.WithFields(logrus.Fields{"stage": st.Name, "state": state, "exit": code}).Info("run ended")
-			return state, ""
-		}
-	}
-	if p.succeed != nil {
-		work, err := ws.Collect(ctx)
-		if err == nil {
-			err = p.succeed(ctx, work)
-		}
-		if err != nil {
-			log.WithError(err).Warn("run failed after its stages")
-			return Failed, err.Error()
-		}
-	}
-	log.Info("run passed")
-	return Passed, ""
-}
-
 // specAt reads and parses one pipeline's file at commit.
 func (r *Runner) specAt(ctx context.Context, repo, pipeline, commit string) (*spec.Spec, error) {
 	return readSpec(ctx, r.cfg.Repos, repo, pipeline, commit)
@@ -586,125 +508,6 @@ func readSpec(ctx context.Context, repos Repos, repo, pipeline, commit string) (
 		return nil, fmt.Errorf("%s does not exist at %s", path, short(commit))
 	}
 	return spec.Parse(path, data)
-}
-
-func (r *Runner) buildPlan(ctx context.Context, lr *liveRun, run *Run) (*plan, error) {
-	spec := lr.spec
-	if spec == nil {
-		var err error
-		if spec, err = r.specAt(ctx, run.Repo, run.Pipeline, run.Commit); err != nil {
-			return nil, err
-		}
-	}
-	inputs, err := r.resolveInputs(ctx, run, spec)
-	if err != nil {
-		return nil, err
-	}
-	r.update(lr, func(run *Run) { run.Inputs = inputs })
-	git := gitReader{gitDir: r.cfg.Repos.Path(run.Repo)}
-	return &plan{
-		stages: spec.Stages,
-		env:    r.jobEnv(run, spec.Env, nil),
-		box:    WorkspaceSpec{Image: spec.Image, Network: spec.Network, Limits: spec.Limits},
-		fill: func(ctx context.Context, work string) error {
-			if err := git.checkout(ctx, run.Commit, work, work+".index"); err != nil {
-				return err
-			}
-			return r.layInputs(ctx, inputs, run.Repo, work)
-		},
-		succeed: func(ctx context.Context, work string) error {
-			sha, err := r.rec.recordArtifact(ctx, run, inputs, spec, work)
-			if err != nil {
-				return fmt.Errorf("record artifact: %w", err)
-			}
-			r.update(lr, func(run *Run) { run.Artifact = sha })
-			return nil
-		},
-	}, nil
-}
-
-func (r *Runner) runStage(ctx context.Context, lr *liveRun, i int, st spec.Stage, ws Workspace, mask *secrets.Masker, notes []string, log *logrus.Entry) (State, int, string) {
-	run := copyRunLocked(r, lr)
-	file, err := createStageLog(r.store.logPath(run, st.Name), lr.bell.ring)
-	if err != nil {
-		return Failed, 0, err.Error()
-	}
-	file.budget = lr.logs
-	defer file.Close()
-	// Every byte a job prints passes the masker before it reaches the log
-	// file; the live stream, `logs`, push output and run records all read
-	// that file, so none of them can show a secret.
-	var out io.Writer = file
-	if mask != nil {
-		mw := mask.Writer(file)
-		defer mw.Close()
-		out = mw
-	}
-	for _, n := range notes {
-		fmt.Fprintln(out, n)
-	}
-	timeout := st.Timeout
-	if timeout <= 0 {
-		timeout = spec.DefaultTimeout
-	}
-	sctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	proc, err := ws.Start(sctx, Job{Name: st.Name, Script: st.Run, Output: out})
-	if err != nil {
-		fmt.Fprintf(out, "refline: %v\n", err)
-		return Failed, 0, err.Error()
-	}
-	r.update(lr, func(run *Run) {
-		run.Stages[i].State = Running
-		run.Stages[i].Started = time.Now().UTC()
-		run.Process = proc.Handle()
-	})
-	if i == 0 && !lr.pushed.IsZero() {
-		r.m.firstStage.Observe(time.Since(lr.pushed).Seconds())
-	}
-	code, err := proc.Wait()
-	switch {
-	case errors.Is(sctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil:
-		msg := fmt.Sprintf("stage %s timed out after %s", st.Name, timeout)
-		fmt.Fprintf(out, "\nrefline: %s\n", msg)
-		return Failed, code, msg
-	case ctx.Err() != nil:
-		r.mu.Lock()
-		interrupted := lr.interrupt
-		r.mu.Unlock()
-		if interrupted {
-			fmt.Fprintf(out, "\nrefline: the server is shutting down; run interrupted\n")
-			return Interrupted, code, "interrupted by server shutdown"
-		}
-		fmt.Fprintf(out, "\nrefline: run canceled\n")
-		return Canceled, code, "canceled"
-	case err != nil:
-		return Failed, code, err.Error()
-	case code != 0:
-		return Failed, code, fmt.Sprintf("exit status %d", code)
-	}
-	return Passed, 0, ""
-}
-
-// jobEnv is a job's whole environment: the allowed part of the server's,
-// then refline's variables, then the pipeline's env:. Nothing from the
-// client or the rest of the server's environment.
-func (r *Runner) jobEnv(run *Run, specEnv []spec.EnvVar, extra []string) []string {
-	env := append([]string{}, r.cfg.BaseEnv...)
-	env = append(env,
-		"REFLINE_REPO="+run.Repo,
-		"REFLINE_PIPELINE="+run.Pipeline,
-		fmt.Sprintf("REFLINE_RUN=%d", run.Number),
-		"REFLINE_COMMIT="+run.Commit,
-		"REFLINE_BRANCH="+run.Branch,
-	)
-	if run.Kind == Deploy {
-		env = append(env, "REFLINE_ENV="+run.Environment, "REFLINE_ARTIFACT="+run.Artifact)
-	}
-	for _, e := range specEnv {
-		env = append(env, e.Name+"="+e.Value)
-	}
-	return append(env, extra...)
 }
 
 // unrecorded finishes a run that ended but whose record the previous
