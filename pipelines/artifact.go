@@ -70,7 +70,7 @@ func (r *recorder) recordArtifact(ctx context.Context, run *Run, inputs []InputA
 // A triggered run acts for its own repository's pusher, never for this
 // run's user, and only if that pusher may read this repository.
 func (r *Runner) afterBuild(ctx context.Context, run *Run, log *logrus.Entry) (queued []*Run) {
-	own, err := r.specAt(ctx, run.Repo, run.Pipeline, run.Commit)
+	own, err := r.stages.specAt(ctx, run.Repo, run.Pipeline, run.Commit)
 	if err == nil {
 		for _, env := range own.Environments {
 			if env.Auto && env.After == "" {

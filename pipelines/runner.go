@@ -492,11 +492,7 @@ func (r *Runner) workDir(run *Run) string {
 	return filepath.Join(r.cfg.DataDir, "work", escapeRepo(run.Repo), run.Pipeline, fmt.Sprint(run.Number))
 }
 
-// specAt reads and parses one pipeline's file at commit.
-func (r *Runner) specAt(ctx context.Context, repo, pipeline, commit string) (*spec.Spec, error) {
-	return readSpec(ctx, r.cfg.Repos, repo, pipeline, commit)
-}
-
+// readSpec reads and parses one pipeline's file at commit.
 func readSpec(ctx context.Context, repos Repos, repo, pipeline, commit string) (*spec.Spec, error) {
 	files, err := gitReader{gitDir: repos.Path(repo)}.pipelineFiles(ctx, commit)
 	if err != nil {
