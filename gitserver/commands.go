@@ -198,6 +198,11 @@ func (s *Server) cmdRepoCreate(c *Call) error {
 	return c.Print(repoInfo{Name: name, Level: access.Admin.String()}, [][]string{{name}})
 }
 
+// RepoRemover forgets a deleted repository's runs.
+type RepoRemover interface {
+	RemoveRepo(repo string) error
+}
+
 func (s *Server) cmdRepoDelete(c *Call) error {
 	name := c.Repo
 	if err := s.cfg.Repos.Delete(name); err != nil {
@@ -206,8 +211,8 @@ func (s *Server) cmdRepoDelete(c *Call) error {
 	if err := s.cfg.Access.RemoveRepo(name); err != nil {
 		return err
 	}
-	if s.cfg.Pipelines != nil {
-		if err := s.cfg.Pipelines.RemoveRepo(name); err != nil {
+	if s.cfg.RepoRemover != nil {
+		if err := s.cfg.RepoRemover.RemoveRepo(name); err != nil {
 			return err
 		}
 	}

@@ -6,11 +6,21 @@ import (
 	"strings"
 
 	"github.com/refline/refline/gitcmd"
+	"github.com/refline/refline/pipelines"
 	"github.com/refline/refline/refs"
 )
 
+// Deploys is what `artifacts`, `deploy`, `rollback` and `status` use: the
+// deploy controller.
+type Deploys interface {
+	Artifacts(repo, pipeline string, limit int) ([]pipelines.Artifact, error)
+	RequestDeploy(ctx context.Context, repo, pipeline, env, target, user, trigger string) (*pipelines.Run, error)
+	RollbackTarget(repo, pipeline, env string) (string, error)
+	Status(repo string) ([]pipelines.EnvStatus, error)
+}
+
 func (s *Server) cmdArtifacts(c *Call) error {
-	arts, err := s.cfg.Pipelines.Artifacts(c.Repo, c.Pipeline, 100)
+	arts, err := s.cfg.Deploys.Artifacts(c.Repo, c.Pipeline, 100)
 	if err != nil {
 		return err
 	}
@@ -33,7 +43,7 @@ func (s *Server) cmdDeploy(c *Call) error {
 	case c.Rev != "":
 		target, err = s.resolveRev(c.Ctx, repo, pipeline, c.Rev)
 	case rollback:
-		target, err = s.cfg.Pipelines.RollbackTarget(repo, pipeline, env)
+		target, err = s.cfg.Deploys.RollbackTarget(repo, pipeline, env)
 	default:
 		target, err = s.resolveRev(c.Ctx, repo, pipeline, refs.ArtifactRef(pipeline))
 		if err != nil {
@@ -43,7 +53,7 @@ func (s *Server) cmdDeploy(c *Call) error {
 	if err != nil {
 		return err
 	}
-	run, err := s.cfg.Pipelines.RequestDeploy(c.Ctx, repo, pipeline, env, target, c.User.Name,
+	run, err := s.cfg.Deploys.RequestDeploy(c.Ctx, repo, pipeline, env, target, c.User.Name,
 		fmt.Sprintf("%s by %s", verb, c.User.Name))
 	if err != nil {
 		return err
@@ -78,7 +88,7 @@ func (s *Server) resolveRev(ctx context.Context, repo, pipeline, rev string) (st
 }
 
 func (s *Server) cmdStatus(c *Call) error {
-	sts, err := s.cfg.Pipelines.Status(c.Repo)
+	sts, err := s.cfg.Deploys.Status(c.Repo)
 	if err != nil {
 		return err
 	}

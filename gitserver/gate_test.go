@@ -294,8 +294,14 @@ type runKinds struct {
 	kinds  map[string]pipelines.Kind
 }
 
-// unused names the embedded interface: Pipelines is also one of its methods.
-type unused = Pipelines
+// unused is every runner part, so that the gate sees every command.
+type unused interface {
+	PipelineLister
+	RunReader
+	RunControl
+	Deploys
+	RepoRemover
+}
 
 func (r runKinds) Get(repo, pipeline string, n int) (*pipelines.Run, error) {
 	k, ok := r.kinds[fmt.Sprintf("%s %s %d", repo, pipeline, n)]
@@ -352,8 +358,9 @@ func TestGateAccess(t *testing.T) {
 	if err := st.SetGrant("mine", "sam", staging); err != nil {
 		t.Fatal(err)
 	}
+	runner := runKinds{kinds: map[string]pipelines.Kind{"mine web 1": pipelines.Build, "mine web 2": pipelines.Deploy}}
 	s := &Server{cfg: Config{Access: st, Repos: repos,
-		Pipelines: runKinds{kinds: map[string]pipelines.Kind{"mine web 1": pipelines.Build, "mine web 2": pipelines.Deploy}}}}
+		PipelineLister: runner, RunReader: runner, RunControl: runner, Deploys: runner, RepoRemover: runner}}
 	s.commands = allCommands(s)
 
 	const (
@@ -463,5 +470,21 @@ func TestGateCheck(t *testing.T) {
 	saw = ""
 	if _, err := s.gate(cmd, &Call{Name: "x", Args: []string{"../x"}}); err == nil || saw != "" {
 		t.Errorf("../x: %v; the check ran with %q", err, saw)
+	}
+}
+
+// TestPipelineParts checks that every pipeline command belongs to a runner
+// part: with every part set all are served, with none, none is.
+func TestPipelineParts(t *testing.T) {
+	var r runKinds
+	all := pipelineParts(Config{PipelineLister: r, RunReader: r, RunControl: r, Deploys: r})
+	none := pipelineParts(Config{})
+	for name := range (&Server{}).pipelineCommands() {
+		if !all[name] {
+			t.Errorf("%s is not served with every runner part set", name)
+		}
+		if none[name] {
+			t.Errorf("%s is served without its runner part", name)
+		}
 	}
 }

@@ -11,21 +11,28 @@ import (
 	"github.com/refline/refline/pipelines"
 )
 
-// Pipelines is the subset of the pipeline runner the SSH commands use.
-type Pipelines interface {
+// PipelineLister is what `pipelines` reads: the pipeline files at a
+// revision with their last run.
+type PipelineLister interface {
 	Pipelines(ctx context.Context, repo, rev string) ([]pipelines.PipelineInfo, error)
-	Runs(repo, pipeline string, limit int) ([]*pipelines.Run, error)
-	Get(repo, pipeline string, n int) (*pipelines.Run, error)
-	Logs(ctx context.Context, repo, pipeline string, n int, w io.Writer, follow bool) (*pipelines.Run, error)
-	Cancel(repo, pipeline string, n int) error
-	Retry(ctx context.Context, repo, pipeline string, n int, user string) (*pipelines.Run, error)
-	RemoveRepo(repo string) error
-	Artifacts(repo, pipeline string, limit int) ([]pipelines.Artifact, error)
-	RequestDeploy(ctx context.Context, repo, pipeline, env, target, user, trigger string) (*pipelines.Run, error)
-	RollbackTarget(repo, pipeline, env string) (string, error)
-	Status(repo string) ([]pipelines.EnvStatus, error)
 }
 
+// RunReader is what `runs` and `logs` read.
+type RunReader interface {
+	Runs(repo, pipeline string, limit int) ([]*pipelines.Run, error)
+	Logs(ctx context.Context, repo, pipeline string, n int, w io.Writer, follow bool) (*pipelines.Run, error)
+}
+
+// RunControl is what `cancel` and `retry` act through; Get gives the gate
+// the kind of the run acted on.
+type RunControl interface {
+	Get(repo, pipeline string, n int) (*pipelines.Run, error)
+	Cancel(repo, pipeline string, n int) error
+	Retry(ctx context.Context, repo, pipeline string, n int, user string) (*pipelines.Run, error)
+}
+
+// pipelineCommands are the commands of the runner parts; New adds those
+// whose part is set in Config (pipelineParts).
 func (s *Server) pipelineCommands() map[string]Command {
 	repo := Arg{Name: "REPO", Kind: ArgRepo}
 	pipeline := Arg{Name: "PIPELINE", Kind: ArgPipeline}
@@ -58,10 +65,27 @@ func (s *Server) pipelineCommands() map[string]Command {
 	}
 }
 
+// pipelineParts tells which pipeline commands the runner parts set in
+// cfg serve.
+func pipelineParts(cfg Config) map[string]bool {
+	runs, control, deploys := cfg.RunReader != nil, cfg.RunControl != nil, cfg.Deploys != nil
+	return map[string]bool{
+		"pipelines": cfg.PipelineLister != nil,
+		"runs":      runs,
+		"logs":      runs,
+		"cancel":    control,
+		"retry":     control,
+		"artifacts": deploys,
+		"deploy":    deploys,
+		"rollback":  deploys,
+		"status":    deploys,
+	}
+}
+
 func (s *Server) cmdPipelines(c *Call) error {
 	repo := c.Repo
 	branch := s.cfg.Repos.DeployBranch(c.Ctx, repo)
-	infos, err := s.cfg.Pipelines.Pipelines(c.Ctx, repo, "refs/heads/"+branch)
+	infos, err := s.cfg.PipelineLister.Pipelines(c.Ctx, repo, "refs/heads/"+branch)
 	if err != nil {
 		infos = nil // an empty repository has no deploy branch yet
 	}
@@ -83,7 +107,7 @@ func (s *Server) cmdPipelines(c *Call) error {
 }
 
 func (s *Server) cmdRuns(c *Call) error {
-	runs, err := s.cfg.Pipelines.Runs(c.Repo, c.Pipeline, 50)
+	runs, err := s.cfg.RunReader.Runs(c.Repo, c.Pipeline, 50)
 	if err != nil {
 		return err
 	}
@@ -104,7 +128,7 @@ func (s *Server) cmdRuns(c *Call) error {
 
 func (s *Server) cmdLogs(c *Call) error {
 	follow := c.Flags["follow"]
-	run, err := s.cfg.Pipelines.Logs(c.Ctx, c.Repo, c.Pipeline, c.Number, c.Out, follow)
+	run, err := s.cfg.RunReader.Logs(c.Ctx, c.Repo, c.Pipeline, c.Number, c.Out, follow)
 	if err != nil {
 		return err
 	}
@@ -124,7 +148,7 @@ func (s *Server) deployRight(c *Call) error {
 // runRight is the gate's check for acting on a run: a deploy run needs the
 // right to its environment, a build only the write access checked before.
 func (s *Server) runRight(c *Call) error {
-	if r, err := s.cfg.Pipelines.Get(c.Repo, c.Pipeline, c.Number); err == nil && r.Kind == pipelines.Deploy {
+	if r, err := s.cfg.RunControl.Get(c.Repo, c.Pipeline, c.Number); err == nil && r.Kind == pipelines.Deploy {
 		return s.envRight(c, r.Environment)
 	}
 	return nil
@@ -140,7 +164,7 @@ func (s *Server) envRight(c *Call, env string) error {
 
 func (s *Server) cmdCancel(c *Call) error {
 	repo, pipeline, n := c.Repo, c.Pipeline, c.Number
-	if err := s.cfg.Pipelines.Cancel(repo, pipeline, n); err != nil {
+	if err := s.cfg.RunControl.Cancel(repo, pipeline, n); err != nil {
 		return err
 	}
 	c.Log.WithField("run", fmt.Sprintf("%s %s #%d", repo, pipeline, n)).Info("run canceled")
@@ -149,7 +173,7 @@ func (s *Server) cmdCancel(c *Call) error {
 
 func (s *Server) cmdRetry(c *Call) error {
 	n := c.Number
-	run, err := s.cfg.Pipelines.Retry(c.Ctx, c.Repo, c.Pipeline, n, c.User.Name)
+	run, err := s.cfg.RunControl.Retry(c.Ctx, c.Repo, c.Pipeline, n, c.User.Name)
 	if err != nil {
 		return err
 	}

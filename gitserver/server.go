@@ -45,8 +45,13 @@ type Config struct {
 	Hostname   string
 	Logger     *logrus.Entry
 	Registerer prometheus.Registerer
-	// Pipelines, when set, adds the pipeline commands.
-	Pipelines Pipelines
+	// The parts of the pipeline runner the commands use; each one set adds
+	// its commands, and RepoRemover forgets a deleted repository's runs.
+	PipelineLister PipelineLister
+	RunReader      RunReader
+	RunControl     RunControl
+	Deploys        Deploys
+	RepoRemover    RepoRemover
 	// LogsHint formats the command that follows a run's log.
 	LogsHint func(repo, pipeline string, n int) string
 	// GitTimeout bounds how long a git child may outlive its client after a
@@ -107,8 +112,9 @@ func New(cfg Config) *Server {
 		cfg.Registerer.MustRegister(s.limits.refusals, s.limits.conns)
 	}
 	s.commands = s.builtinCommands()
-	if cfg.Pipelines != nil {
-		for name, c := range s.pipelineCommands() {
+	set := pipelineParts(cfg)
+	for name, c := range s.pipelineCommands() {
+		if set[name] {
 			s.commands[name] = c
 		}
 	}

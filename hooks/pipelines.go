@@ -13,20 +13,17 @@ import (
 	"github.com/refline/refline/pipelines/spec"
 )
 
-// Runner is the subset of the pipeline runner that pushes drive.
-type Runner interface {
-	OnPush(ctx context.Context, p pipelines.Push) ([]*pipelines.Run, error)
-	Follow(ctx context.Context, repo, pipeline string, n int, w io.Writer) (*pipelines.Run, error)
-	SetOff(repo, pipeline string, n int) []*pipelines.Run
+// Journal is the part of the runner that records a push before git moves
+// its refs.
+type Journal interface {
 	JournalPush(id, repo, gitDir, user string, options []string, updates []pipelines.RefMove) error
-	ForgetPush(id string)
 }
 
 // PushJournal records an accepted push durably before git moves any ref,
 // so that its runs start even if the server dies before post-receive. It
 // must be the last Checker: it runs only when every other one agreed.
 type PushJournal struct {
-	Runner Runner
+	Runner Journal
 }
 
 // Check implements Checker.
@@ -91,6 +88,16 @@ func (PipelineChecker) Check(ctx context.Context, ev *Event, out io.Writer) erro
 		return fmt.Errorf("%s\nfix the pipeline files and push again; nothing of this push was stored", strings.Join(problems, "\n"))
 	}
 	return nil
+}
+
+// Runner is the part of the pipeline runner that a received push drives:
+// it starts the runs, forgets the journaled push, and follows the runs for
+// a pusher who asked to.
+type Runner interface {
+	OnPush(ctx context.Context, p pipelines.Push) ([]*pipelines.Run, error)
+	ForgetPush(id string)
+	Follow(ctx context.Context, repo, pipeline string, n int, w io.Writer) (*pipelines.Run, error)
+	SetOff(repo, pipeline string, n int) []*pipelines.Run
 }
 
 // PipelineTrigger starts the pipelines a push triggers and tells the pusher

@@ -17,48 +17,6 @@ import (
 	"github.com/refline/refline/refs"
 )
 
-// resolveInputs picks the artifact each input of spec lays into the
-// workspace: the newest artifact of the named pipeline, or, for a retry,
-// exactly the artifacts the original run used. An input from another
-// repository needs the run's user to have read access to it.
-func (r *Runner) resolveInputs(ctx context.Context, run *Run, s *spec.Spec) ([]InputArtifact, error) {
-	if len(s.Inputs) == 0 {
-		return nil, nil
-	}
-	if len(run.Inputs) == len(s.Inputs) {
-		return run.Inputs, nil // a retry: the same inputs as the original
-	}
-	var out []InputArtifact
-	for _, in := range s.Inputs {
-		repo := in.From.Repo
-		if repo == "" {
-			repo = run.Repo
-		}
-		label := in.From.String()
-		if repo != run.Repo {
-			if !r.canRead(repo, run.User) {
-				return nil, fmt.Errorf("input %s: %s has no read access to repository %s (or it does not exist)", label, userOrNobody(run.User), repo)
-			}
-		}
-		if !r.cfg.Repos.Exists(repo) {
-			return nil, fmt.Errorf("input %s: repository %s does not exist", label, repo)
-		}
-		tip, err := refs.Resolve(r.cfg.Repos.Path(repo), refs.ArtifactRef(in.From.Pipeline))
-		if err != nil {
-			return nil, fmt.Errorf("input %s: %w", label, err)
-		}
-		if tip.IsZero() {
-			return nil, fmt.Errorf("input %s has no artifact yet: pipeline %s must pass once first", label, label)
-		}
-		ia := InputArtifact{Pipeline: in.From.Pipeline, Path: in.Path, Artifact: tip.String()}
-		if repo != run.Repo {
-			ia.Repo = repo
-		}
-		out = append(out, ia)
-	}
-	return out, nil
-}
-
 func userOrNobody(u string) string {
 	if u == "" {
 		return "the run's user"
@@ -66,31 +24,10 @@ func userOrNobody(u string) string {
 	return u
 }
 
-// layInputs writes each input artifact's files under its path in the
-// workspace.
-func (r *Runner) layInputs(ctx context.Context, inputs []InputArtifact, runRepo, work string) error {
-	for _, in := range inputs {
-		repo := in.Repo
-		if repo == "" {
-			repo = runRepo
-		}
-		rel := filepath.FromSlash(strings.TrimSuffix(in.Path, "/"))
-		if err := mkdirNoFollow(work, rel); err != nil {
-			return fmt.Errorf("input %s: %w", in.Pipeline, err)
-		}
-		dest := filepath.Join(work, rel)
-		idx := fmt.Sprintf("%s.input-%s.index", work, in.Pipeline)
-		if err := (gitReader{gitDir: r.cfg.Repos.Path(repo)}).checkout(ctx, in.Artifact, dest, idx); err != nil {
-			return fmt.Errorf("input %s: %w", in.Pipeline, err)
-		}
-	}
-	return nil
-}
-
 // recordArtifact turns the files under artifact.paths into a signed commit
 // on refs/artifacts/PIPELINE (SPEC §6), appended by compare-and-swap.
-func (r *Runner) recordArtifact(ctx context.Context, run *Run, inputs []InputArtifact, s *spec.Spec, work string) (string, error) {
-	gitDir := r.cfg.Repos.Path(run.Repo)
+func (r *recorder) recordArtifact(ctx context.Context, run *Run, inputs []InputArtifact, s *spec.Spec, work string) (string, error) {
+	gitDir := r.repos.Path(run.Repo)
 	var msg strings.Builder
 	fmt.Fprintf(&msg, "%s #%d: artifact of %s %q\n\n", run.Pipeline, run.Number, short(run.Commit), run.Subject)
 	fmt.Fprintf(&msg, "Source-Commit: %s\nPipeline: %s\nRun: %d\n", run.Commit, run.Pipeline, run.Number)
@@ -101,12 +38,12 @@ func (r *Runner) recordArtifact(ctx context.Context, run *Run, inputs []InputArt
 		}
 		fmt.Fprintf(&msg, "Input: %s@%s\n", name, in.Artifact)
 	}
-	h, err := r.cfg.Updater.Append(ctx, gitDir, refs.ArtifactRef(run.Pipeline), func(parent plumbing.Hash) (plumbing.Hash, error) {
+	h, err := r.updater.Append(ctx, gitDir, refs.ArtifactRef(run.Pipeline), func(parent plumbing.Hash) (plumbing.Hash, error) {
 		repo, err := git.PlainOpen(gitDir)
 		if err != nil {
 			return plumbing.ZeroHash, err
 		}
-		tree, err := refs.WriteTreeMax(repo, work, s.Artifact.Paths, r.cfg.MaxArtifactSize)
+		tree, err := refs.WriteTreeMax(repo, work, s.Artifact.Paths, r.maxArtifactSize)
 		var tl *refs.TooLargeError
 		if errors.As(err, &tl) {
 			return plumbing.ZeroHash, fmt.Errorf("the artifact holds %s, more than the limit of %s (refline serve --max-artifact-size)", spec.FormatSize(tl.Size), spec.FormatSize(tl.Limit))
@@ -114,9 +51,9 @@ func (r *Runner) recordArtifact(ctx context.Context, run *Run, inputs []InputArt
 		if err != nil {
 			return plumbing.ZeroHash, err
 		}
-		committer := r.cfg.Committer
+		committer := r.committer
 		committer.When = time.Now()
-		return refs.WriteSignedCommit(repo, refs.CommitSpec{Tree: tree, Parent: parent, Message: msg.String(), Committer: committer}, r.cfg.Signer)
+		return refs.WriteSignedCommit(repo, refs.CommitSpec{Tree: tree, Parent: parent, Message: msg.String(), Committer: committer}, r.signer)
 	})
 	if err != nil {
 		return "", err
@@ -133,11 +70,11 @@ func (r *Runner) recordArtifact(ctx context.Context, run *Run, inputs []InputArt
 // A triggered run acts for its own repository's pusher, never for this
 // run's user, and only if that pusher may read this repository.
 func (r *Runner) afterBuild(ctx context.Context, run *Run, log *logrus.Entry) (queued []*Run) {
-	own, err := r.specAt(ctx, run.Repo, run.Pipeline, run.Commit)
+	own, err := r.stages.specAt(ctx, run.Repo, run.Pipeline, run.Commit)
 	if err == nil {
 		for _, env := range own.Environments {
 			if env.Auto && env.After == "" {
-				if d := r.autoDeploy(ctx, run.Repo, run.Pipeline, env.Name, run.Artifact, run.User, "auto-deploy of "+run.ID(), log); d != nil {
+				if d := r.deployer.autoDeploy(ctx, run.Repo, run.Pipeline, env.Name, run.Artifact, run.User, "auto-deploy of "+run.ID(), log); d != nil {
 					queued = append(queued, d)
 				}
 			}
@@ -163,7 +100,7 @@ func (r *Runner) afterBuild(ctx context.Context, run *Run, log *logrus.Entry) (q
 			if !triggeredBy(s, repo, run.Repo, run.Pipeline) {
 				continue
 			}
-			user, ok := r.pusherOf(repo, tip.String())
+			user, ok := r.rights.pusherOf(repo, tip.String())
 			if !ok && repo == run.Repo && run.Commit == tip.String() {
 				user, ok = run.User, run.User != "" // this very build was of the tip
 			}
@@ -172,7 +109,7 @@ func (r *Runner) afterBuild(ctx context.Context, run *Run, log *logrus.Entry) (q
 				tlog.Info("artifact trigger skipped: no record of who pushed the tip of the deploy branch; the next push there triggers it")
 				continue
 			}
-			if repo != run.Repo && !r.canRead(run.Repo, user) {
+			if repo != run.Repo && !r.rights.canRead(run.Repo, user) {
 				// Skipped without a run in the downstream repository:
 				// its runs would tell its readers when this repository
 				// builds.

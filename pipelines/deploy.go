@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-git/go-git/v5"
@@ -16,14 +17,45 @@ import (
 
 	"github.com/refline/refline/pipelines/spec"
 	"github.com/refline/refline/refs"
-	"github.com/refline/refline/secrets"
 )
 
 // SecretsDir holds each environment's encrypted credentials (SPEC §8).
 const SecretsDir = ".refline/secrets/"
 
+// Deployer is the deploy controller: it checks deploy targets, moves
+// deploy refs, starts the deploys that bring refs/deployed to them
+// (Reconcile), promotes what deployed, and reports where each environment
+// stands. Deploy runs themselves execute on the Runner like builds.
+type Deployer struct {
+	repos   Repos
+	signer  *refs.Signer
+	updater refs.Updater
+	rights  *rights
+	runs    deployRuns
+	log     *logrus.Entry
+	// reconcileMu makes Reconcile one at a time.
+	reconcileMu sync.Mutex
+}
+
+// deployRuns is what the deploy controller needs of the runs: queueing
+// deploys, the record of past ones, and the live ones.
+type deployRuns interface {
+	Enqueue(ctx context.Context, req Request) (*Run, error)
+	Runs(repo, pipeline string, limit int) ([]*Run, error)
+	liveDeploy(repo, pipeline, env, artifact string) *Run
+	deployLive(repo, pipeline, env string) bool
+	supersedeQueued(repo, pipeline, env, desired string)
+}
+
+// Deployer returns the runner's deploy controller.
+func (r *Runner) Deployer() *Deployer { return r.deployer }
+
 func (r *Runner) open(repo string) (*git.Repository, error) {
-	g, err := git.PlainOpen(r.cfg.Repos.Path(repo))
+	return openRepo(r.cfg.Repos, repo)
+}
+
+func openRepo(repos Repos, repo string) (*git.Repository, error) {
+	g, err := git.PlainOpen(repos.Path(repo))
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", repo, err)
 	}
@@ -35,17 +67,17 @@ func (r *Runner) open(repo string) (*git.Repository, error) {
 // pipeline (refs.VerifyArtifact), the pipeline file at the artifact's source
 // commit must define env, and with `after: X` the artifact must have been
 // deployed successfully to X. It returns the artifact commit.
-func (r *Runner) CheckDeployTarget(ctx context.Context, repo, pipeline, env string, target plumbing.Hash) (*object.Commit, error) {
-	g, err := r.open(repo)
+func (r *Deployer) CheckDeployTarget(ctx context.Context, repo, pipeline, env string, target plumbing.Hash) (*object.Commit, error) {
+	g, err := openRepo(r.repos, repo)
 	if err != nil {
 		return nil, err
 	}
-	c, err := refs.VerifyArtifact(g, pipeline, target, r.cfg.Signer.PublicKey())
+	c, err := refs.VerifyArtifact(g, pipeline, target, r.signer.PublicKey())
 	if err != nil {
 		return nil, err
 	}
 	source := refs.Trailer(c.Message, "Source-Commit")
-	spec, err := r.specAt(ctx, repo, pipeline, source)
+	spec, err := readSpec(ctx, r.repos, repo, pipeline, source)
 	if err != nil {
 		return nil, fmt.Errorf("artifact %s: %w", short(target.String()), err)
 	}
@@ -56,7 +88,7 @@ func (r *Runner) CheckDeployTarget(ctx context.Context, repo, pipeline, env stri
 	if e.After != "" {
 		// refs/deployed moves only when a deploy succeeds, just before
 		// its run record is written: either one proves it.
-		cur, _ := refs.Resolve(r.cfg.Repos.Path(repo), refs.DeployedRef(e.After, pipeline))
+		cur, _ := refs.Resolve(r.repos.Path(repo), refs.DeployedRef(e.After, pipeline))
 		ok := cur == target
 		if !ok {
 			if ok, err = r.deployedBefore(g, pipeline, e.After, target.String()); err != nil {
@@ -73,7 +105,7 @@ func (r *Runner) CheckDeployTarget(ctx context.Context, repo, pipeline, env stri
 
 // deployedBefore reports whether a deploy of artifact to env succeeded,
 // according to the pipeline's run records.
-func (r *Runner) deployedBefore(g *git.Repository, pipeline, env, artifact string) (bool, error) {
+func (r *Deployer) deployedBefore(g *git.Repository, pipeline, env, artifact string) (bool, error) {
 	found := false
 	err := r.eachDeploy(g, pipeline, env, func(art string) bool {
 		found = art == artifact
@@ -84,7 +116,7 @@ func (r *Runner) deployedBefore(g *git.Repository, pipeline, env, artifact strin
 
 // eachDeploy visits the successful deploys of pipeline to env, newest
 // first, until visit returns false.
-func (r *Runner) eachDeploy(g *git.Repository, pipeline, env string, visit func(artifact string) bool) error {
+func (r *Deployer) eachDeploy(g *git.Repository, pipeline, env string, visit func(artifact string) bool) error {
 	chain, err := refs.Chain(g, refs.RunsRef(pipeline), 0)
 	if err != nil {
 		return err
@@ -112,15 +144,15 @@ func first(v []string) string {
 // auto-deploys and promotions do. The deploy acts for user, who needs the
 // right to env (an error wrapping ErrDeployDenied otherwise), whoever
 // calls.
-func (r *Runner) RequestDeploy(ctx context.Context, repo, pipeline, env, target, user, trigger string) (*Run, error) {
-	if err := r.mayDeploy(repo, user, env); err != nil {
+func (r *Deployer) RequestDeploy(ctx context.Context, repo, pipeline, env, target, user, trigger string) (*Run, error) {
+	if err := r.rights.mayDeploy(repo, user, env); err != nil {
 		return nil, err
 	}
 	h := plumbing.NewHash(target)
 	if _, err := r.CheckDeployTarget(ctx, repo, pipeline, env, h); err != nil {
 		return nil, err
 	}
-	gitDir := r.cfg.Repos.Path(repo)
+	gitDir := r.repos.Path(repo)
 	ref := refs.DeployRef(env, pipeline)
 	for attempt := 0; ; attempt++ {
 		old, err := refs.Resolve(gitDir, ref)
@@ -130,7 +162,7 @@ func (r *Runner) RequestDeploy(ctx context.Context, repo, pipeline, env, target,
 		if old == h {
 			break
 		}
-		err = r.cfg.Updater.Apply(ctx, gitDir, refs.Update{Ref: ref, Old: old, New: h})
+		err = r.updater.Apply(ctx, gitDir, refs.Update{Ref: ref, Old: old, New: h})
 		if err == nil {
 			break
 		}
@@ -144,12 +176,12 @@ func (r *Runner) RequestDeploy(ctx context.Context, repo, pipeline, env, target,
 // Reconcile starts a deploy when refs/deploy/ENV/PIPELINE differs from
 // refs/deployed/ENV/PIPELINE and no deploy of that target is already queued
 // or running. It returns the deploy run, or nil when there is nothing to do.
-func (r *Runner) Reconcile(ctx context.Context, repo, pipeline, env, user, trigger string) (*Run, error) {
+func (r *Deployer) Reconcile(ctx context.Context, repo, pipeline, env, user, trigger string) (*Run, error) {
 	// One at a time: two callers (a push and a deploy that just ended)
 	// must not both find no deploy of the target and both queue one.
 	r.reconcileMu.Lock()
 	defer r.reconcileMu.Unlock()
-	gitDir := r.cfg.Repos.Path(repo)
+	gitDir := r.repos.Path(repo)
 	desired, err := refs.Resolve(gitDir, refs.DeployRef(env, pipeline))
 	if err != nil || desired.IsZero() {
 		return nil, err
@@ -161,27 +193,34 @@ func (r *Runner) Reconcile(ctx context.Context, repo, pipeline, env, user, trigg
 	if desired == deployed {
 		// Moved back to what is deployed: a deploy queued for another
 		// target must not run after all.
-		r.supersedeQueued(repo, pipeline, env, desired.String())
+		r.runs.supersedeQueued(repo, pipeline, env, desired.String())
 		return nil, nil
 	}
-	r.mu.Lock()
-	for _, lr := range r.live {
-		if lr.run.Kind == Deploy && lr.run.Repo == repo && lr.run.Pipeline == pipeline && lr.run.Environment == env &&
-			lr.run.Artifact == desired.String() && !lr.canceled {
-			run := copyRun(lr.run)
-			r.mu.Unlock()
-			return run, nil
-		}
+	if run := r.runs.liveDeploy(repo, pipeline, env, desired.String()); run != nil {
+		return run, nil
 	}
-	r.mu.Unlock()
 	source := ""
-	if g, err := r.open(repo); err == nil {
+	if g, err := openRepo(r.repos, repo); err == nil {
 		if c, err := object.GetCommit(g.Storer, desired); err == nil {
 			source = refs.Trailer(c.Message, "Source-Commit")
 		}
 	}
-	return r.Enqueue(ctx, Request{Repo: repo, Pipeline: pipeline, Kind: Deploy, Environment: env,
+	return r.runs.Enqueue(ctx, Request{Repo: repo, Pipeline: pipeline, Kind: Deploy, Environment: env,
 		Artifact: desired.String(), Commit: source, Trigger: trigger, User: user})
+}
+
+// liveDeploy returns the deploy of artifact to env that is queued or
+// running and not canceled, if any.
+func (r *Runner) liveDeploy(repo, pipeline, env, artifact string) *Run {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, lr := range r.live {
+		if lr.run.Kind == Deploy && lr.run.Repo == repo && lr.run.Pipeline == pipeline && lr.run.Environment == env &&
+			lr.run.Artifact == artifact && !lr.canceled {
+			return copyRun(lr.run)
+		}
+	}
+	return nil
 }
 
 // supersedeQueued ends the deploys of pipeline to env that are queued for
@@ -206,8 +245,8 @@ func (r *Runner) supersedeQueued(repo, pipeline, env, desired string) {
 }
 
 // ReconcileAll reconciles every deploy ref of every repository (at start).
-func (r *Runner) ReconcileAll(ctx context.Context) {
-	repos, err := r.cfg.Repos.List()
+func (r *Deployer) ReconcileAll(ctx context.Context) {
+	repos, err := r.repos.List()
 	if err != nil {
 		r.log.WithError(err).Warn("reconcile: list repositories")
 		return
@@ -229,15 +268,15 @@ func (r *Runner) ReconcileAll(ctx context.Context) {
 // crash interrupted it) acts for them again, so that its promotions ask
 // their rights. Without such a run the deploy acts for [NoUser], who has
 // none.
-func (r *Runner) lastDeployer(repo, pipeline, env string) string {
-	desired, err := refs.Resolve(r.cfg.Repos.Path(repo), refs.DeployRef(env, pipeline))
+func (r *Deployer) lastDeployer(repo, pipeline, env string) string {
+	desired, err := refs.Resolve(r.repos.Path(repo), refs.DeployRef(env, pipeline))
 	if err != nil || desired.IsZero() {
 		return NoUser
 	}
-	if deployed, _ := refs.Resolve(r.cfg.Repos.Path(repo), refs.DeployedRef(env, pipeline)); deployed == desired {
+	if deployed, _ := refs.Resolve(r.repos.Path(repo), refs.DeployedRef(env, pipeline)); deployed == desired {
 		return NoUser // nothing to deploy: spare reading the runs
 	}
-	runs, _ := r.Runs(repo, pipeline, 200)
+	runs, _ := r.runs.Runs(repo, pipeline, 200)
 	for _, run := range runs {
 		if run.Kind == Deploy && run.Environment == env && run.Artifact == desired.String() && run.User != "" {
 			return run.User
@@ -249,8 +288,8 @@ func (r *Runner) lastDeployer(repo, pipeline, env string) string {
 type envPipeline struct{ env, pipeline string }
 
 // deployRefs lists the ENV/PIPELINE pairs that have a deploy or deployed ref.
-func (r *Runner) deployRefs(repo string) []envPipeline {
-	g, err := r.open(repo)
+func (r *Deployer) deployRefs(repo string) []envPipeline {
+	g, err := openRepo(r.repos, repo)
 	if err != nil {
 		return nil
 	}
@@ -277,64 +316,6 @@ func (r *Runner) deployRefs(repo string) []envPipeline {
 	return out
 }
 
-// deployPlan prepares a deploy run: it verifies the target again (the ref
-// may have been moved while the server was down), takes the environment's
-// definition from the pipeline file at the artifact's source commit, and
-// the environment's secrets from the tip of the deploy branch.
-func (r *Runner) deployPlan(ctx context.Context, lr *liveRun, run *Run, log *logrus.Entry) (*plan, error) {
-	target := plumbing.NewHash(run.Artifact)
-	c, err := r.CheckDeployTarget(ctx, run.Repo, run.Pipeline, run.Environment, target)
-	if err != nil {
-		return nil, fmt.Errorf("deploy refused: %w", err)
-	}
-	source := refs.Trailer(c.Message, "Source-Commit")
-	s, err := r.specAt(ctx, run.Repo, run.Pipeline, source)
-	if err != nil {
-		return nil, err
-	}
-	env, _ := s.Environment(run.Environment)
-	vars, err := r.deploySecrets(ctx, run.Repo, run.Environment, log)
-	if err != nil {
-		return nil, err
-	}
-	mask := secrets.NewMasker(vars)
-	// Whoever reads the deploy's log must know what it does not hide, not
-	// only whoever reads the server's.
-	var notes []string
-	for _, k := range mask.ShortKeys() {
-		log.WithField("key", k).Warn("secret shorter than 4 characters is not masked in logs")
-		notes = append(notes, fmt.Sprintf("refline: warning: the secret %s is shorter than %d characters, so it is not masked in this log; "+
-			"use a longer value to have it masked", k, secrets.MinMaskLen))
-	}
-	var secretEnv []string
-	for _, v := range vars {
-		secretEnv = append(secretEnv, v.Key+"="+v.Value)
-	}
-	jobEnv := r.jobEnv(run, append(append([]spec.EnvVar{}, s.Env...), env.Env...), secretEnv)
-	gitDir := r.cfg.Repos.Path(run.Repo)
-	return &plan{
-		stages: []spec.Stage{{Name: "deploy", Run: env.Run, Timeout: spec.DefaultTimeout}},
-		env:    jobEnv,
-		box:    deployBox(s, env),
-		mask:   mask,
-		notes:  notes,
-		fill: func(ctx context.Context, work string) error {
-			return gitReader{gitDir: gitDir}.checkout(ctx, run.Artifact, work, work+".index")
-		},
-		succeed: func(ctx context.Context, work string) error {
-			ref := refs.DeployedRef(run.Environment, run.Pipeline)
-			old, err := refs.Resolve(gitDir, ref)
-			if err != nil {
-				return err
-			}
-			if err := r.cfg.Updater.Apply(ctx, gitDir, refs.Update{Ref: ref, Old: old, New: target}); err != nil {
-				return fmt.Errorf("move %s: %w", ref, err)
-			}
-			return nil
-		},
-	}, nil
-}
-
 // deployBox is what a deploy's job runs with: the pipeline's image and
 // limits, and the network unless the environment says network: false.
 func deployBox(s *spec.Spec, env spec.Environment) WorkspaceSpec {
@@ -345,61 +326,11 @@ func deployBox(s *spec.Spec, env spec.Environment) WorkspaceSpec {
 	return b
 }
 
-// deploySecrets decrypts .refline/secrets/ENV.age at the tip of the deploy
-// branch (so a rollback never brings back a revoked credential). The
-// plaintext lives only in memory and in the deploy process's environment.
-//
-// The server can decrypt every repository's files, so it uses one only
-// when its binding line names this repository and environment: a file
-// copied from elsewhere, or written before files were bound, fails the
-// deploy. The push check refuses both already; this catches files that
-// reached the branch without it (pushed before the upgrade, or moved in by
-// hand on the server).
-func (r *Runner) deploySecrets(ctx context.Context, repo, env string, log *logrus.Entry) ([]secrets.Var, error) {
-	branch := r.cfg.Repos.DeployBranch(ctx, repo)
-	git := gitReader{gitDir: r.cfg.Repos.Path(repo)}
-	path := SecretsDir + env + ".age"
-	data, ok, err := git.file(ctx, "refs/heads/"+branch, path)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if !ok {
-		return nil, nil
-	}
-	if r.cfg.AgeIdentities == nil {
-		return nil, fmt.Errorf("%s: the server has no age identity", path)
-	}
-	plain, err := secrets.Decrypt(data, r.cfg.AgeIdentities()...)
-	if err != nil {
-		return nil, fmt.Errorf("%s (at %s): %w", path, branch, err)
-	}
-	want := secrets.Binding{Repo: repo, Env: env}
-	if err := want.Check(plain); err != nil {
-		clear(plain) // not used: drop it now rather than when collected
-		var mismatch *secrets.MismatchError
-		if errors.As(err, &mismatch) {
-			log.WithFields(logrus.Fields{"file": path, "bound_to": mismatch.Got.String()}).
-				Warn("deploy refused: the secrets file is bound to another repository or environment")
-			return nil, fmt.Errorf("deploy refused: %s (at %s): %w: the server uses a secrets file only for the repository "+
-				"and environment it was written for; write %s's own with refline secrets set %s KEY=VALUE and push",
-				path, branch, err, want, env)
-		}
-		log.WithField("file", path).Warn("deploy refused: the secrets file is not bound to a repository and environment")
-		return nil, fmt.Errorf("deploy refused: %s (at %s): %w: run refline secrets reencrypt %s (or --all) in a clone "+
-			"and push, which adds the line %q", path, branch, err, env, want.Line())
-	}
-	vars, err := secrets.ParseDotenv(plain)
-	if err != nil {
-		return nil, fmt.Errorf("%s (at %s): %w", path, branch, err)
-	}
-	return vars, nil
-}
-
 // afterDeploy promotes a successfully deployed artifact to the
 // environments that follow env with `auto: true`, acting for the user whose
 // deploy completed the gate.
-func (r *Runner) afterDeploy(ctx context.Context, run *Run, log *logrus.Entry) (queued []*Run) {
-	spec, err := r.specAt(ctx, run.Repo, run.Pipeline, run.Commit)
+func (r *Deployer) afterDeploy(ctx context.Context, run *Run, log *logrus.Entry) (queued []*Run) {
+	spec, err := readSpec(ctx, r.repos, run.Repo, run.Pipeline, run.Commit)
 	if err != nil {
 		return nil
 	}
@@ -419,12 +350,12 @@ func (r *Runner) afterDeploy(ctx context.Context, run *Run, log *logrus.Entry) (
 // target is the deploy ref's, not the deployed ref's: a rollback right
 // after a deploy was asked for (still running, or failed) goes back to
 // what ran before it, not to what ran before that.
-func (r *Runner) RollbackTarget(repo, pipeline, env string) (string, error) {
-	g, err := r.open(repo)
+func (r *Deployer) RollbackTarget(repo, pipeline, env string) (string, error) {
+	g, err := openRepo(r.repos, repo)
 	if err != nil {
 		return "", err
 	}
-	current, err := refs.Resolve(r.cfg.Repos.Path(repo), refs.DeployRef(env, pipeline))
+	current, err := refs.Resolve(r.repos.Path(repo), refs.DeployRef(env, pipeline))
 	if err != nil {
 		return "", err
 	}
@@ -456,8 +387,8 @@ type Artifact struct {
 }
 
 // Artifacts lists a pipeline's artifacts, newest first.
-func (r *Runner) Artifacts(repo, pipeline string, limit int) ([]Artifact, error) {
-	g, err := r.open(repo)
+func (r *Deployer) Artifacts(repo, pipeline string, limit int) ([]Artifact, error) {
+	g, err := openRepo(r.repos, repo)
 	if err != nil {
 		return nil, err
 	}
@@ -508,11 +439,11 @@ func (r *Runner) deployLive(repo, pipeline, env string) bool {
 
 // Status reports desired against deployed for every environment ×
 // pipeline with a deploy ref or a held deploy.
-func (r *Runner) Status(repo string) ([]EnvStatus, error) {
-	gitDir := r.cfg.Repos.Path(repo)
+func (r *Deployer) Status(repo string) ([]EnvStatus, error) {
+	gitDir := r.repos.Path(repo)
 	out := []EnvStatus{}
 	pairs := r.deployRefs(repo)
-	for _, h := range r.heldEnvs(repo) {
+	for _, h := range r.rights.heldEnvs(repo) {
 		if !slices.Contains(pairs, h) {
 			pairs = append(pairs, h)
 		}
@@ -535,7 +466,7 @@ func (r *Runner) Status(repo string) ([]EnvStatus, error) {
 		}
 		// The newest deploy run of this environment tells the rest.
 		var last *Run
-		if runs, err := r.Runs(repo, d.pipeline, 200); err == nil {
+		if runs, err := r.runs.Runs(repo, d.pipeline, 200); err == nil {
 			for _, run := range runs {
 				if run.Kind == Deploy && run.Environment == d.env {
 					last = run
@@ -547,7 +478,7 @@ func (r *Runner) Status(repo string) ([]EnvStatus, error) {
 			st.LastRun = last.Number
 		}
 		switch {
-		case (st.Desired == "" || st.Desired == st.Deployed) && r.deployLive(repo, d.pipeline, d.env):
+		case (st.Desired == "" || st.Desired == st.Deployed) && r.runs.deployLive(repo, d.pipeline, d.env):
 			// Back at what is deployed while a deploy of another
 			// target is still on its way: not settled yet.
 			st.State = "deploying"
@@ -562,7 +493,7 @@ func (r *Runner) Status(repo string) ([]EnvStatus, error) {
 		default:
 			st.State = "pending"
 		}
-		if h, ok := r.held(repo, d.pipeline, d.env, st.Desired); ok {
+		if h, ok := r.rights.held(repo, d.pipeline, d.env, st.Desired); ok {
 			st.State, st.Waiting, st.WaitingReason = "waiting for deploy", h.Artifact, h.Reason
 		}
 		if st.Desired == "" && st.Deployed == "" && st.Waiting == "" {

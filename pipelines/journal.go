@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/refline/refline/refs"
 )
 
@@ -35,8 +37,24 @@ type RefMove struct {
 	Ref, Old, New string
 }
 
-func (r *Runner) journalPath(id string) string {
-	return filepath.Join(r.cfg.DataDir, "pushes", strings.Map(func(c rune) rune {
+// pushJournal holds the journal's entries, one file per push in dir
+// (DATA/pushes).
+type pushJournal struct {
+	dir string
+	log *logrus.Entry
+}
+
+// JournalPush records, durably, a push that pre-receive has accepted, under
+// id (the push's session).
+func (r *Runner) JournalPush(id, repo, gitDir, user string, options []string, updates []RefMove) error {
+	return r.journal.add(id, repo, gitDir, user, options, updates)
+}
+
+// ForgetPush removes a push's journal entry once its runs are queued.
+func (r *Runner) ForgetPush(id string) { r.journal.forget(id) }
+
+func (r *pushJournal) path(id string) string {
+	return filepath.Join(r.dir, strings.Map(func(c rune) rune {
 		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' {
 			return c
 		}
@@ -44,9 +62,9 @@ func (r *Runner) journalPath(id string) string {
 	}, id)+".json")
 }
 
-// JournalPush records, durably, a push that pre-receive has accepted, under
-// id (the push's session). Only branch updates that can start runs count.
-func (r *Runner) JournalPush(id, repo, gitDir, user string, options []string, updates []RefMove) error {
+// add records, durably, a push that pre-receive has accepted, under id.
+// Only branch updates that can start runs count.
+func (r *pushJournal) add(id, repo, gitDir, user string, options []string, updates []RefMove) error {
 	var moves []RefMove
 	for _, u := range updates {
 		if strings.HasPrefix(u.Ref, "refs/heads/") && strings.Trim(u.New, "0") != "" {
@@ -65,25 +83,30 @@ func (r *Runner) JournalPush(id, repo, gitDir, user string, options []string, up
 	if err != nil {
 		return err
 	}
-	path := r.journalPath(id)
+	path := r.path(id)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("push journal: %w", err)
 	}
 	return writeFileAtomic(path, b)
 }
 
-// ForgetPush removes a push's journal entry once its runs are queued.
-func (r *Runner) ForgetPush(id string) {
-	if err := os.Remove(r.journalPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+// forget removes a push's journal entry.
+func (r *pushJournal) forget(id string) {
+	if err := os.Remove(r.path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		r.log.WithError(err).Warn("remove push journal entry")
 	}
 }
 
-// replayJournal queues the runs of pushes that landed while no server was
-// there to see their post-receive. A ref that did not move to the journaled
-// value (the push failed, or was refused after pre-receive) starts nothing.
-func (r *Runner) replayJournal(ctx context.Context) {
-	dir := filepath.Join(r.cfg.DataDir, "pushes")
+// pushTrigger starts the runs of a push.
+type pushTrigger interface {
+	OnPush(ctx context.Context, p Push) ([]*Run, error)
+}
+
+// replay queues the runs of pushes that landed while no server was there
+// to see their post-receive. A ref that did not move to the journaled value
+// (the push failed, or was refused after pre-receive) starts nothing.
+func (r *pushJournal) replay(ctx context.Context, repos Repos, runner pushTrigger) {
+	dir := r.dir
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return
@@ -105,8 +128,8 @@ func (r *Runner) replayJournal(ctx context.Context) {
 			if err != nil || cur.String() != u.New {
 				continue
 			}
-			runs, err := r.OnPush(ctx, Push{Repo: je.Repo, GitDir: je.GitDir, Ref: u.Ref, Old: u.Old, New: u.New,
-				DeployBranch: r.cfg.Repos.DeployBranch(ctx, je.Repo), User: je.User, Options: je.Options, recovered: true})
+			runs, err := runner.OnPush(ctx, Push{Repo: je.Repo, GitDir: je.GitDir, Ref: u.Ref, Old: u.Old, New: u.New,
+				DeployBranch: repos.DeployBranch(ctx, je.Repo), User: je.User, Options: je.Options, recovered: true})
 			if err != nil {
 				r.log.WithError(err).WithField("repo", je.Repo).Warn("replay push journal")
 			}

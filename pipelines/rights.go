@@ -42,17 +42,17 @@ const NoUser = "refline server"
 // right to the environment.
 var ErrDeployDenied = errors.New("permission denied")
 
-func (r *Runner) canRead(repo, user string) bool {
+func (r *rights) canRead(repo, user string) bool {
 	if user == LocalOperator {
 		return true
 	}
-	return user != "" && r.cfg.Auth != nil && r.cfg.Auth.CanRead(repo, user)
+	return user != "" && r.auth != nil && r.auth.CanRead(repo, user)
 }
 
 // mayDeploy is the one decision every deploy of repo to env passes, for
 // the user it acts for, whatever started it.
-func (r *Runner) mayDeploy(repo, user, env string) error {
-	if user == LocalOperator || (user != "" && r.cfg.Auth != nil && r.cfg.Auth.CanDeploy(repo, user, env)) {
+func (r *rights) mayDeploy(repo, user, env string) error {
+	if user == LocalOperator || (user != "" && r.auth != nil && r.auth.CanDeploy(repo, user, env)) {
 		return nil
 	}
 	return fmt.Errorf("%w: deploying to %s of %s needs deploy access to %s, which %s does not have; ask an admin: access %s %s deploy:%s",
@@ -66,9 +66,15 @@ func orUser(u string) string {
 	return u
 }
 
-// rights guards the files behind held deploys and pusher records.
+// rights decides what the user a run acts for may do beyond the run's
+// repository, and keeps the files that decisions rest on: held deploys
+// and pusher records. mu guards those files.
 type rights struct {
-	mu sync.Mutex
+	auth  Authorizer
+	repos Repos
+	store *runStore
+	log   *logrus.Entry
+	mu    sync.Mutex
 }
 
 // heldDeploy is an automatic deploy (`auto: true`, or a promotion through
@@ -89,21 +95,21 @@ type heldDeploy struct {
 
 const heldPrefix = "held-"
 
-func (r *Runner) heldPath(repo, pipeline, env string) string {
+func (r *rights) heldPath(repo, pipeline, env string) string {
 	return filepath.Join(r.store.pipelineDir(repo, pipeline), heldPrefix+env+".json")
 }
 
 // autoDeploy requests a deploy the server starts on its own, acting for
 // user; when user has no right to env the deploy is held instead. It
 // returns the deploy run it queued, if any.
-func (r *Runner) autoDeploy(ctx context.Context, repo, pipeline, env, artifact, user, trigger string, log *logrus.Entry) *Run {
+func (r *Deployer) autoDeploy(ctx context.Context, repo, pipeline, env, artifact, user, trigger string, log *logrus.Entry) *Run {
 	d, err := r.RequestDeploy(ctx, repo, pipeline, env, artifact, user, trigger)
 	switch {
 	case err == nil:
 		return d
 	case errors.Is(err, ErrDeployDenied):
 		log = log.WithFields(logrus.Fields{"env": env, "user": user, "artifact": short(artifact)})
-		if herr := r.hold(repo, pipeline, env, heldDeploy{Artifact: artifact, User: user, Trigger: trigger, Reason: err.Error()}); herr != nil {
+		if herr := r.rights.hold(repo, pipeline, env, heldDeploy{Artifact: artifact, User: user, Trigger: trigger, Reason: err.Error()}); herr != nil {
 			log.WithError(herr).Error("record held deploy")
 		}
 		log.Info("deploy waits for someone with the right to the environment")
@@ -113,11 +119,11 @@ func (r *Runner) autoDeploy(ctx context.Context, repo, pipeline, env, artifact, 
 	return nil
 }
 
-func (r *Runner) hold(repo, pipeline, env string, h heldDeploy) error {
+func (r *rights) hold(repo, pipeline, env string, h heldDeploy) error {
 	if !names.EnvRE.MatchString(env) {
 		return fmt.Errorf("invalid environment name %q", env)
 	}
-	desired, err := refs.Resolve(r.cfg.Repos.Path(repo), refs.DeployRef(env, pipeline))
+	desired, err := refs.Resolve(r.repos.Path(repo), refs.DeployRef(env, pipeline))
 	if err != nil {
 		return err
 	}
@@ -129,8 +135,8 @@ func (r *Runner) hold(repo, pipeline, env string, h heldDeploy) error {
 	if err != nil {
 		return err
 	}
-	r.rights.mu.Lock()
-	defer r.rights.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if err := os.MkdirAll(r.store.pipelineDir(repo, pipeline), 0o700); err != nil {
 		return err
 	}
@@ -140,7 +146,7 @@ func (r *Runner) hold(repo, pipeline, env string, h heldDeploy) error {
 // held returns the deploy of pipeline to env that waits for someone with
 // the right, if any: desired is the deploy ref now, and a hold made while
 // it pointed elsewhere has lapsed.
-func (r *Runner) held(repo, pipeline, env, desired string) (heldDeploy, bool) {
+func (r *rights) held(repo, pipeline, env, desired string) (heldDeploy, bool) {
 	var h heldDeploy
 	b, err := os.ReadFile(r.heldPath(repo, pipeline, env))
 	if err != nil || json.Unmarshal(b, &h) != nil {
@@ -150,7 +156,7 @@ func (r *Runner) held(repo, pipeline, env, desired string) (heldDeploy, bool) {
 }
 
 // heldEnvs lists the ENV/PIPELINE pairs of repo with a hold on record.
-func (r *Runner) heldEnvs(repo string) []envPipeline {
+func (r *rights) heldEnvs(repo string) []envPipeline {
 	pls, _ := r.store.pipelines(repo)
 	var out []envPipeline
 	for _, p := range pls {
@@ -176,16 +182,16 @@ type pushRecord struct {
 // asked for, and the tip is almost always one of the last few pushes.
 const maxPushRecords = 64
 
-func (r *Runner) pushersPath(repo string) string {
+func (r *rights) pushersPath(repo string) string {
 	return filepath.Join(r.store.root, escapeRepo(repo), "pushers.json")
 }
 
 // notePusher records that user's push put commit on repo's deploy branch.
 // A run that an artifact of another pipeline triggers acts for that user
 // (SPEC §3).
-func (r *Runner) notePusher(repo, commit, user string) error {
-	r.rights.mu.Lock()
-	defer r.rights.mu.Unlock()
+func (r *rights) notePusher(repo, commit, user string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	recs := r.pushRecords(repo)
 	out := []pushRecord{{Commit: commit, User: user, Time: time.Now().UTC()}}
 	for _, p := range recs {
@@ -203,7 +209,7 @@ func (r *Runner) notePusher(repo, commit, user string) error {
 	return writeFileAtomic(r.pushersPath(repo), b)
 }
 
-func (r *Runner) pushRecords(repo string) []pushRecord {
+func (r *rights) pushRecords(repo string) []pushRecord {
 	var recs []pushRecord
 	b, err := os.ReadFile(r.pushersPath(repo))
 	if err != nil {
@@ -220,9 +226,9 @@ func (r *Runner) pushRecords(repo string) []pushRecord {
 }
 
 // pusherOf returns the user whose push put commit on repo's deploy branch.
-func (r *Runner) pusherOf(repo, commit string) (string, bool) {
-	r.rights.mu.Lock()
-	defer r.rights.mu.Unlock()
+func (r *rights) pusherOf(repo, commit string) (string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for _, p := range r.pushRecords(repo) {
 		if p.Commit == commit {
 			return p.User, p.User != ""

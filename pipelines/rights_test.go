@@ -35,7 +35,7 @@ func TestMayDeployAndCanRead(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s %s auth=%v", tt.user, tt.env, tt.auth != nil), func(t *testing.T) {
-			r := &Runner{cfg: Config{Auth: tt.auth}}
+			r := &rights{auth: tt.auth}
 			err := r.mayDeploy("app", tt.user, tt.env)
 			if (err == nil) != tt.deploy {
 				t.Errorf("mayDeploy = %v, want allowed=%v", err, tt.deploy)
@@ -56,16 +56,16 @@ func TestMayDeployAndCanRead(t *testing.T) {
 func TestPusherRecords(t *testing.T) {
 	e := newRunnerEnv(t, nil)
 	r := e.newRunner(1)
-	if _, ok := r.pusherOf("app", "c0"); ok {
+	if _, ok := r.rights.pusherOf("app", "c0"); ok {
 		t.Fatal("a pusher before any push")
 	}
 	for i := 0; i < maxPushRecords+5; i++ {
-		if err := r.notePusher("app", fmt.Sprintf("c%d", i), fmt.Sprintf("u%d", i)); err != nil {
+		if err := r.rights.notePusher("app", fmt.Sprintf("c%d", i), fmt.Sprintf("u%d", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// A commit pushed again belongs to its latest pusher.
-	if err := r.notePusher("app", "c60", "carol"); err != nil {
+	if err := r.rights.notePusher("app", "c60", "carol"); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -79,7 +79,7 @@ func TestPusherRecords(t *testing.T) {
 		{"lib", "c60", "", false},
 	}
 	for _, tt := range tests {
-		got, ok := r.pusherOf(tt.repo, tt.commit)
+		got, ok := r.rights.pusherOf(tt.repo, tt.commit)
 		if got != tt.want || ok != tt.ok {
 			t.Errorf("pusherOf(%s, %s) = %q, %v; want %q, %v", tt.repo, tt.commit, got, ok, tt.want, tt.ok)
 		}

@@ -3,7 +3,6 @@ package pipelines
 import (
 	"context"
 
-	"errors"
 	"filippo.io/age"
 	"fmt"
 	"io"
@@ -14,15 +13,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
 	"github.com/refline/refline/pipelines/spec"
 	"github.com/refline/refline/refs"
-	"github.com/refline/refline/secrets"
 )
 
 // Repos is the subset of the repository store the runner uses.
@@ -81,19 +77,20 @@ type Runner struct {
 	queue   []*liveRun
 	live    map[runKey]*liveRun
 	busy    map[string]bool // "repo\x00pipeline" with a build running
-	rights  rights
+	rights  *rights
 	closed  bool
 	workers sync.WaitGroup
 
-	setOff      map[runKey]setOff // guarded by mu
-	reconcileMu sync.Mutex
-	// Job slots (schedule.go).
-	started   bool
-	slots     int
-	slotsHeld map[string]int    // slots held per repository
-	served    map[string]uint64 // seq when each repository last got a slot
-	seq       uint64
-	parked    []*liveRun // started runs waiting for a slot between stages
+	// The parts the runner wires: the deploy controller, run and
+	// artifact records, the push journal, stage execution.
+	deployer *Deployer
+	rec      *recorder
+	journal  *pushJournal
+	stages   *stager
+
+	setOff map[runKey]setOff // guarded by mu
+	// Job slots (schedule.go), guarded by mu.
+	sched scheduler
 }
 
 type runKey struct {
@@ -162,7 +159,15 @@ func New(cfg Config) (*Runner, error) {
 		},
 	}
 	r.cond = sync.NewCond(&r.mu)
-	r.slotsHeld, r.served = map[string]int{}, map[string]uint64{}
+	r.rights = &rights{auth: cfg.Auth, repos: cfg.Repos, store: r.store, log: r.log}
+	r.deployer = &Deployer{repos: cfg.Repos, signer: cfg.Signer, updater: cfg.Updater, rights: r.rights, runs: r, log: r.log}
+	r.rec = &recorder{repos: cfg.Repos, store: r.store, updater: cfg.Updater, signer: cfg.Signer,
+		committer: cfg.Committer, maxArtifactSize: cfg.MaxArtifactSize, runs: r.m.runs}
+	r.stages = &stager{repos: cfg.Repos, executor: cfg.Executor, store: r.store, updater: cfg.Updater, rights: r.rights,
+		rec: r.rec, deployer: r.deployer, baseEnv: cfg.BaseEnv, ageIdentities: cfg.AgeIdentities, workDir: r.workDir,
+		firstStage: r.m.firstStage, runs: r}
+	r.journal = &pushJournal{dir: filepath.Join(cfg.DataDir, "pushes"), log: r.log}
+	r.sched = scheduler{maxJobs: cfg.MaxJobs, maxPerRepo: cfg.MaxJobsPerRepo, slotsHeld: map[string]int{}, served: map[string]uint64{}}
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(r.m.runs, r.m.queued, r.m.running, r.m.firstStage)
 	}
@@ -192,13 +197,13 @@ func (r *Runner) Start(ctx context.Context) error {
 		return fmt.Errorf("recover runs: %w", err)
 	}
 	sort.Slice(requeue, func(i, j int) bool { return requeue[i].Queued.Before(requeue[j].Queued) })
-	defer r.replayJournal(ctx) // after the workers start: it may queue runs
+	defer r.journal.replay(ctx, r.cfg.Repos, r) // after the workers start: it may queue runs
 	r.mu.Lock()
 	for _, run := range requeue {
 		r.push(&liveRun{run: run, bell: newBell()})
 		r.log.WithField("run", run.ID()).Info("run queued again after restart")
 	}
-	r.started = true
+	r.sched.started = true
 	r.grant()
 	r.mu.Unlock()
 	return nil
@@ -214,14 +219,14 @@ func (r *Runner) interrupted(ctx context.Context, run *Run) {
 		log.WithField("process", run.Process).Warn("stopped a job process left by the previous instance")
 	}
 	run.Process = ""
-	if r.completed(run) {
+	if r.rec.completed(run) {
 		run.State, run.Error = Passed, ""
 		if run.Finished.IsZero() {
 			run.Finished = time.Now().UTC()
 		}
 		_ = os.RemoveAll(r.workDir(run))
 		log.Info("run had completed before the previous instance stopped; recording it as passed")
-		r.finish(ctx, run, log)
+		r.rec.finish(ctx, run, log)
 		r.after(ctx, run, log)
 		return
 	}
@@ -240,7 +245,7 @@ func (r *Runner) interrupted(ctx context.Context, run *Run) {
 		run.Finished = time.Now()
 	}
 	_ = os.RemoveAll(r.workDir(run))
-	r.finish(ctx, run, log)
+	r.rec.finish(ctx, run, log)
 }
 
 // push adds a run to the queue; r.mu must be held.
@@ -325,7 +330,7 @@ func (r *Runner) Enqueue(ctx context.Context, req Request) (*Run, error) {
 func (r *Runner) endUnstarted(lr *liveRun, state State, why string) {
 	r.update(lr, func(run *Run) { run.State = state; run.Error = why; run.Finished = time.Now().UTC() })
 	final := copyRunLocked(r, lr)
-	r.finish(context.Background(), final, r.log.WithField("run", final.ID()))
+	r.rec.finish(context.Background(), final, r.log.WithField("run", final.ID()))
 	r.mu.Lock()
 	delete(r.live, runKey{final.Repo, final.Pipeline, final.Number})
 	r.grant() // runs waiting for this one may start
@@ -356,6 +361,17 @@ func busyKey(run *Run) string {
 	return run.Repo + "\x00" + run.Pipeline
 }
 
+// snapshot is a copy of a live run's state.
+func (r *Runner) snapshot(lr *liveRun) *Run { return copyRunLocked(r, lr) }
+
+// interrupting reports whether a live run is being stopped by shutdown
+// rather than by a user.
+func (r *Runner) interrupting(lr *liveRun) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return lr.interrupt
+}
+
 // update changes a live run under the lock, saves it and wakes followers.
 func (r *Runner) update(lr *liveRun, f func(run *Run)) {
 	r.mu.Lock()
@@ -384,7 +400,7 @@ func (r *Runner) execute(lr *liveRun) {
 		r.update(lr, func(run *Run) { run.State = Canceled; run.Finished = time.Now().UTC() })
 	} else {
 		r.update(lr, func(run *Run) { run.State = Running; run.Started = time.Now().UTC() })
-		state, errText := r.runStages(ctx, lr, log)
+		state, errText := r.stages.runStages(ctx, lr, log)
 		r.update(lr, func(run *Run) {
 			run.State, run.Error, run.Process = state, errText, ""
 			run.Finished = time.Now().UTC()
@@ -394,7 +410,7 @@ func (r *Runner) execute(lr *liveRun) {
 	final := copyRun(lr.run)
 	r.mu.Unlock()
 	_ = os.RemoveAll(r.workDir(final))
-	r.finish(context.Background(), final, log)
+	r.rec.finish(context.Background(), final, log)
 	// What the run sets off is queued before its followers hear that it
 	// ended, so that `git push -o follow` can follow that too.
 	next := r.after(context.Background(), final, log)
@@ -402,7 +418,7 @@ func (r *Runner) execute(lr *liveRun) {
 		// The deploy ref moved while this deploy ran, maybe to a target
 		// no deploy is queued for (such as the one deployed before):
 		// deploy what is desired now.
-		d, err := r.Reconcile(context.Background(), final.Repo, final.Pipeline, final.Environment, "refline",
+		d, err := r.deployer.Reconcile(context.Background(), final.Repo, final.Pipeline, final.Environment, "refline",
 			fmt.Sprintf("%s moved while %s ran", refs.DeployRef(final.Environment, final.Pipeline), final.ID()))
 		if err != nil {
 			log.WithError(err).Warn("reconcile after deploy")
@@ -476,100 +492,9 @@ func (r *Runner) workDir(run *Run) string {
 	return filepath.Join(r.cfg.DataDir, "work", escapeRepo(run.Repo), run.Pipeline, fmt.Sprint(run.Number))
 }
 
-// plan is what a run executes: its stages, their environment, how its
-// workspace is filled, what masks its output, and what follows success.
-type plan struct {
-	stages  []spec.Stage
-	env     []string
-	fill    func(ctx context.Context, work string) error
-	mask    *secrets.Masker
-	succeed func(ctx context.Context, work string) error
-	// box is the image, network and limits the jobs run with.
-	box WorkspaceSpec
-
-	// notes are lines written at the head of the first stage's log,
-	// before the job starts: what its reader must know.
-	notes []string
-}
-
-// runStages prepares the workspace and runs the stages in order. It returns
-// the run's final state and, for a failure outside any stage, why.
-func (r *Runner) runStages(ctx context.Context, lr *liveRun, log *logrus.Entry) (State, string) {
-	run := copyRunLocked(r, lr)
-	var p *plan
-	var err error
-	if run.Kind == Deploy {
-		p, err = r.deployPlan(ctx, lr, run, log)
-	} else {
-		p, err = r.buildPlan(ctx, lr, run)
-	}
-	if err != nil {
-		return Failed, err.Error()
-	}
-	r.update(lr, func(run *Run) {
-		run.Stages = make([]StageResult, len(p.stages))
-		for i, st := range p.stages {
-			run.Stages[i] = StageResult{Name: st.Name, State: Queued}
-		}
-	})
-
-	box := p.box
-	box.Dir, box.Fill, box.Env = r.workDir(run), p.fill, p.env
-	ws, err := r.cfg.Executor.Prepare(ctx, box)
-	if err != nil {
-		if ctx.Err() != nil {
-			return Canceled, "canceled while preparing the workspace"
-		}
-		return Failed, err.Error()
-	}
-	defer ws.Close()
-
-	lr.logs = r.newLogBudget(lr)
-	for i, st := range p.stages {
-		if i > 0 {
-			if err := r.between(ctx, lr); err != nil {
-				return r.stoppedWaiting(lr, i)
-			}
-		}
-		var notes []string
-		if i == 0 {
-			notes = p.notes
-		}
-		state, code, errText := r.runStage(ctx, lr, i, st, ws, p.mask, notes, log)
-		if over := r.logOverflow(lr); over != "" {
-			state, errText = Failed, over
-		}
-		r.update(lr, func(run *Run) {
-			run.Stages[i].State, run.Stages[i].ExitCode, run.Stages[i].Error = state, code, errText
-			run.Stages[i].Finished = time.Now().UTC()
-			if state != Passed {
-				for j := i + 1; j < len(run.Stages); j++ {
-					run.Stages[j].State = Skipped
-				}
-			}
-		})
-		if state != Passed {
-			log.WithFields(logrus.Fields{"stage": st.Name, "state": state, "exit": code}).Info("run ended")
-			return state, ""
-		}
-	}
-	if p.succeed != nil {
-		work, err := ws.Collect(ctx)
-		if err == nil {
-			err = p.succeed(ctx, work)
-		}
-		if err != nil {
-			log.WithError(err).Warn("run failed after its stages")
-			return Failed, err.Error()
-		}
-	}
-	log.Info("run passed")
-	return Passed, ""
-}
-
-// specAt reads and parses one pipeline's file at commit.
-func (r *Runner) specAt(ctx context.Context, repo, pipeline, commit string) (*spec.Spec, error) {
-	files, err := gitReader{gitDir: r.cfg.Repos.Path(repo)}.pipelineFiles(ctx, commit)
+// readSpec reads and parses one pipeline's file at commit.
+func readSpec(ctx context.Context, repos Repos, repo, pipeline, commit string) (*spec.Spec, error) {
+	files, err := gitReader{gitDir: repos.Path(repo)}.pipelineFiles(ctx, commit)
 	if err != nil {
 		return nil, fmt.Errorf("read pipeline files at %s: %w", short(commit), err)
 	}
@@ -579,158 +504,6 @@ func (r *Runner) specAt(ctx context.Context, repo, pipeline, commit string) (*sp
 		return nil, fmt.Errorf("%s does not exist at %s", path, short(commit))
 	}
 	return spec.Parse(path, data)
-}
-
-func (r *Runner) buildPlan(ctx context.Context, lr *liveRun, run *Run) (*plan, error) {
-	spec := lr.spec
-	if spec == nil {
-		var err error
-		if spec, err = r.specAt(ctx, run.Repo, run.Pipeline, run.Commit); err != nil {
-			return nil, err
-		}
-	}
-	inputs, err := r.resolveInputs(ctx, run, spec)
-	if err != nil {
-		return nil, err
-	}
-	r.update(lr, func(run *Run) { run.Inputs = inputs })
-	git := gitReader{gitDir: r.cfg.Repos.Path(run.Repo)}
-	return &plan{
-		stages: spec.Stages,
-		env:    r.jobEnv(run, spec.Env, nil),
-		box:    WorkspaceSpec{Image: spec.Image, Network: spec.Network, Limits: spec.Limits},
-		fill: func(ctx context.Context, work string) error {
-			if err := git.checkout(ctx, run.Commit, work, work+".index"); err != nil {
-				return err
-			}
-			return r.layInputs(ctx, inputs, run.Repo, work)
-		},
-		succeed: func(ctx context.Context, work string) error {
-			sha, err := r.recordArtifact(ctx, run, inputs, spec, work)
-			if err != nil {
-				return fmt.Errorf("record artifact: %w", err)
-			}
-			r.update(lr, func(run *Run) { run.Artifact = sha })
-			return nil
-		},
-	}, nil
-}
-
-func (r *Runner) runStage(ctx context.Context, lr *liveRun, i int, st spec.Stage, ws Workspace, mask *secrets.Masker, notes []string, log *logrus.Entry) (State, int, string) {
-	run := copyRunLocked(r, lr)
-	file, err := createStageLog(r.store.logPath(run, st.Name), lr.bell.ring)
-	if err != nil {
-		return Failed, 0, err.Error()
-	}
-	file.budget = lr.logs
-	defer file.Close()
-	// Every byte a job prints passes the masker before it reaches the log
-	// file; the live stream, `logs`, push output and run records all read
-	// that file, so none of them can show a secret.
-	var out io.Writer = file
-	if mask != nil {
-		mw := mask.Writer(file)
-		defer mw.Close()
-		out = mw
-	}
-	for _, n := range notes {
-		fmt.Fprintln(out, n)
-	}
-	timeout := st.Timeout
-	if timeout <= 0 {
-		timeout = spec.DefaultTimeout
-	}
-	sctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	proc, err := ws.Start(sctx, Job{Name: st.Name, Script: st.Run, Output: out})
-	if err != nil {
-		fmt.Fprintf(out, "refline: %v\n", err)
-		return Failed, 0, err.Error()
-	}
-	r.update(lr, func(run *Run) {
-		run.Stages[i].State = Running
-		run.Stages[i].Started = time.Now().UTC()
-		run.Process = proc.Handle()
-	})
-	if i == 0 && !lr.pushed.IsZero() {
-		r.m.firstStage.Observe(time.Since(lr.pushed).Seconds())
-	}
-	code, err := proc.Wait()
-	switch {
-	case errors.Is(sctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil:
-		msg := fmt.Sprintf("stage %s timed out after %s", st.Name, timeout)
-		fmt.Fprintf(out, "\nrefline: %s\n", msg)
-		return Failed, code, msg
-	case ctx.Err() != nil:
-		r.mu.Lock()
-		interrupted := lr.interrupt
-		r.mu.Unlock()
-		if interrupted {
-			fmt.Fprintf(out, "\nrefline: the server is shutting down; run interrupted\n")
-			return Interrupted, code, "interrupted by server shutdown"
-		}
-		fmt.Fprintf(out, "\nrefline: run canceled\n")
-		return Canceled, code, "canceled"
-	case err != nil:
-		return Failed, code, err.Error()
-	case code != 0:
-		return Failed, code, fmt.Sprintf("exit status %d", code)
-	}
-	return Passed, 0, ""
-}
-
-// jobEnv is a job's whole environment: the allowed part of the server's,
-// then refline's variables, then the pipeline's env:. Nothing from the
-// client or the rest of the server's environment.
-func (r *Runner) jobEnv(run *Run, specEnv []spec.EnvVar, extra []string) []string {
-	env := append([]string{}, r.cfg.BaseEnv...)
-	env = append(env,
-		"REFLINE_REPO="+run.Repo,
-		"REFLINE_PIPELINE="+run.Pipeline,
-		fmt.Sprintf("REFLINE_RUN=%d", run.Number),
-		"REFLINE_COMMIT="+run.Commit,
-		"REFLINE_BRANCH="+run.Branch,
-	)
-	if run.Kind == Deploy {
-		env = append(env, "REFLINE_ENV="+run.Environment, "REFLINE_ARTIFACT="+run.Artifact)
-	}
-	for _, e := range specEnv {
-		env = append(env, e.Name+"="+e.Value)
-	}
-	return append(env, extra...)
-}
-
-// completed reports whether a run found running after a crash had in fact
-// done all its work: every stage passed and then the artifact reached its
-// chain (a build) or refs/deployed moved to the target (a deploy).
-func (r *Runner) completed(run *Run) bool {
-	if len(run.Stages) == 0 {
-		return false
-	}
-	for _, st := range run.Stages {
-		if st.State != Passed {
-			return false
-		}
-	}
-	g, err := r.open(run.Repo)
-	if err != nil {
-		return false
-	}
-	if run.Kind == Deploy {
-		h, err := refs.Resolve(r.cfg.Repos.Path(run.Repo), refs.DeployedRef(run.Environment, run.Pipeline))
-		return err == nil && h.String() == run.Artifact
-	}
-	chain, err := refs.Chain(g, refs.ArtifactRef(run.Pipeline), 50)
-	if err != nil {
-		return false
-	}
-	for _, c := range chain {
-		if refs.Trailer(c.Message, "Run") == strconv.Itoa(run.Number) && refs.Trailer(c.Message, "Source-Commit") == run.Commit {
-			run.Artifact = c.Hash.String()
-			return true
-		}
-	}
-	return false
 }
 
 // unrecorded finishes a run that ended but whose record the previous
@@ -752,7 +525,7 @@ func (r *Runner) unrecorded(ctx context.Context, run *Run) {
 		}
 	}
 	log.Info("recording a run the previous instance ended but did not record")
-	r.finish(ctx, run, log)
+	r.rec.finish(ctx, run, log)
 	r.after(ctx, run, log)
 }
 
@@ -763,63 +536,11 @@ func (r *Runner) after(ctx context.Context, run *Run, log *logrus.Entry) []*Run 
 		return nil
 	}
 	if run.Kind == Deploy {
-		return r.afterDeploy(ctx, run, log)
+		return r.deployer.afterDeploy(ctx, run, log)
 	} else if run.Artifact != "" {
 		return r.afterBuild(ctx, run, log)
 	}
 	return nil
-}
-
-// finish records a finished run on refs/runs/PIPELINE and stores its final
-// state. A failure to record is logged and kept in the run's state; the run
-// still counts as finished.
-func (r *Runner) finish(ctx context.Context, run *Run, log *logrus.Entry) {
-	if err := r.store.save(run); err != nil {
-		log.WithError(err).Error("save final run state")
-	}
-	rec, err := r.record(ctx, run)
-	if err != nil {
-		log.WithError(err).Error("record run")
-	} else {
-		run.Record = rec.String()
-		r.store.markRecorded(run, run.Record)
-	}
-	r.m.runs.WithLabelValues(string(run.Kind), string(run.State)).Inc()
-}
-
-// record appends the run's record commit (run.json and its logs, signed)
-// to refs/runs/PIPELINE.
-func (r *Runner) record(ctx context.Context, run *Run) (plumbing.Hash, error) {
-	gitDir := r.cfg.Repos.Path(run.Repo)
-	if !r.cfg.Repos.Exists(run.Repo) {
-		return plumbing.ZeroHash, fmt.Errorf("repository %s is gone", run.Repo)
-	}
-	dir := r.store.dir(run.Repo, run.Pipeline, run.Number)
-	paths := []string{"run.json"}
-	if ents, _ := os.ReadDir(filepath.Join(dir, "logs")); len(ents) > 0 {
-		paths = append(paths, "logs/")
-	}
-	return r.cfg.Updater.Append(ctx, gitDir, refs.RunsRef(run.Pipeline), func(parent plumbing.Hash) (plumbing.Hash, error) {
-		repo, err := git.PlainOpen(gitDir)
-		if err != nil {
-			return plumbing.ZeroHash, err
-		}
-		tree, err := refs.WriteTree(repo, dir, paths)
-		if err != nil {
-			return plumbing.ZeroHash, err
-		}
-		committer := r.cfg.Committer
-		committer.When = time.Now()
-		msg := fmt.Sprintf("%s\n\nRepo: %s\nPipeline: %s\nRun: %d\nKind: %s\nState: %s\nCommit: %s\n",
-			run.RecordSubject(), run.Repo, run.Pipeline, run.Number, run.Kind, run.State, run.Commit)
-		if run.Environment != "" {
-			msg += "Environment: " + run.Environment + "\n"
-		}
-		if run.Artifact != "" {
-			msg += "Artifact: " + run.Artifact + "\n"
-		}
-		return refs.WriteSignedCommit(repo, refs.CommitSpec{Tree: tree, Parent: parent, Message: msg, Committer: committer}, r.cfg.Signer)
-	})
 }
 
 // Cancel stops a queued or running run.
@@ -864,7 +585,7 @@ func (r *Runner) Retry(ctx context.Context, repo, pipeline string, n int, user s
 	}
 	if old.Kind == Deploy {
 		// A retried deploy acts for the retrier.
-		if err := r.mayDeploy(repo, user, old.Environment); err != nil {
+		if err := r.rights.mayDeploy(repo, user, old.Environment); err != nil {
 			return nil, err
 		}
 	}

@@ -13,6 +13,36 @@ import (
 // cannot keep the others out for longer than one stage; a repository never
 // holds more than MaxJobsPerRepo slots at once.
 
+// scheduler is the job-slot policy above: who holds slots, who was served
+// when, which started runs wait between stages. Its state is guarded by
+// Runner.mu; the queue is the Runner's, handed in.
+type scheduler struct {
+	maxJobs    int
+	maxPerRepo int // 0: maxJobs
+
+	started   bool
+	slots     int
+	slotsHeld map[string]int    // slots held per repository
+	served    map[string]uint64 // seq when each repository last got a slot
+	seq       uint64
+	parked    []*liveRun // started runs waiting for a slot between stages
+}
+
+// take gives a slot to repo.
+func (r *scheduler) take(repo string) {
+	r.slots++
+	r.slotsHeld[repo]++
+	r.seq++
+	r.served[repo] = r.seq
+}
+
+// blocked reports whether a queued run may not start yet: its pipeline has
+// a build running, or it waits for a build of one of its inputs; r.mu must
+// be held.
+func (r *Runner) blocked(run *Run) bool {
+	return r.busy[busyKey(run)] || r.waiting(run)
+}
+
 // QueueFullError refuses new runs of a repository whose queue is full.
 type QueueFullError struct {
 	Repo  string
@@ -44,31 +74,28 @@ func (r *Runner) QueueRoom(repo string) error {
 	return nil
 }
 
-func (r *Runner) perRepo() int {
-	if r.cfg.MaxJobsPerRepo <= 0 || r.cfg.MaxJobsPerRepo > r.cfg.MaxJobs {
-		return r.cfg.MaxJobs
+func (r *scheduler) perRepo() int {
+	if r.maxPerRepo <= 0 || r.maxPerRepo > r.maxJobs {
+		return r.maxJobs
 	}
-	return r.cfg.MaxJobsPerRepo
+	return r.maxPerRepo
 }
 
 // grant hands free slots to waiting runs, parked ones (between stages) and
 // queued ones; r.mu must be held. A queued run that gets a slot starts in a
 // goroutine of its own.
 func (r *Runner) grant() {
-	if !r.started {
+	if !r.sched.started {
 		return
 	}
-	for r.slots < r.cfg.MaxJobs {
-		lr, parked, i := r.pick()
+	for r.sched.slots < r.sched.maxJobs {
+		lr, parked, i := r.sched.pick(r.queue, r.closed, r.blocked)
 		if lr == nil {
 			break
 		}
-		r.slots++
-		r.slotsHeld[lr.run.Repo]++
-		r.seq++
-		r.served[lr.run.Repo] = r.seq
+		r.sched.take(lr.run.Repo)
 		if parked {
-			r.parked = append(r.parked[:i], r.parked[i+1:]...)
+			r.sched.parked = append(r.sched.parked[:i], r.sched.parked[i+1:]...)
 			lr.granted = true
 			continue
 		}
@@ -86,7 +113,7 @@ func (r *Runner) grant() {
 // served least recently; within a repository, parked runs first, then queue
 // order (the oldest queued run whose pipeline has no build running and
 // whose same-repository inputs are not still to be built).
-func (r *Runner) pick() (best *liveRun, bestParked bool, bestI int) {
+func (r *scheduler) pick(queue []*liveRun, closed bool, blocked func(*Run) bool) (best *liveRun, bestParked bool, bestI int) {
 	limit := r.perRepo()
 	better := func(lr *liveRun, parked bool) bool {
 		if best == nil {
@@ -106,11 +133,11 @@ func (r *Runner) pick() (best *liveRun, bestParked bool, bestI int) {
 			best, bestParked, bestI = lr, true, i
 		}
 	}
-	if r.closed {
+	if closed {
 		return best, bestParked, bestI // no new runs start; started ones finish
 	}
-	for i, lr := range r.queue {
-		if r.slotsHeld[lr.run.Repo] >= limit || r.busy[busyKey(lr.run)] || r.waiting(lr.run) {
+	for i, lr := range queue {
+		if r.slotsHeld[lr.run.Repo] >= limit || blocked(lr.run) {
 			continue
 		}
 		if better(lr, false) {
@@ -126,13 +153,13 @@ func (r *Runner) work(lr *liveRun) {
 	r.execute(lr)
 	r.mu.Lock()
 	delete(r.busy, busyKey(lr.run))
-	r.release(lr.run.Repo)
+	r.sched.release(lr.run.Repo)
 	r.grant()
 	r.mu.Unlock()
 }
 
 // release gives a slot of repo back; r.mu must be held.
-func (r *Runner) release(repo string) {
+func (r *scheduler) release(repo string) {
 	r.slots--
 	if r.slotsHeld[repo]--; r.slotsHeld[repo] <= 0 {
 		delete(r.slotsHeld, repo)
@@ -145,7 +172,7 @@ func (r *Runner) release(repo string) {
 func (r *Runner) between(ctx context.Context, lr *liveRun) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !r.othersWait(lr.run.Repo) {
+	if !r.sched.othersWait(lr.run.Repo, r.queue, r.closed, r.blocked) {
 		return nil
 	}
 	stop := context.AfterFunc(ctx, func() {
@@ -154,22 +181,22 @@ func (r *Runner) between(ctx context.Context, lr *liveRun) error {
 		r.mu.Unlock()
 	})
 	defer stop()
-	r.release(lr.run.Repo)
+	r.sched.release(lr.run.Repo)
 	lr.granted = false
-	r.parked = append(r.parked, lr)
+	r.sched.parked = append(r.sched.parked, lr)
 	r.grant()
 	for !lr.granted {
 		if err := ctx.Err(); err != nil {
-			for i, p := range r.parked {
+			for i, p := range r.sched.parked {
 				if p == lr {
-					r.parked = append(r.parked[:i], r.parked[i+1:]...)
+					r.sched.parked = append(r.sched.parked[:i], r.sched.parked[i+1:]...)
 					break
 				}
 			}
 			// The caller ends the run without a slot: count it as
 			// holding one, as work releases one when it returns.
-			r.slots++
-			r.slotsHeld[lr.run.Repo]++
+			r.sched.slots++
+			r.sched.slotsHeld[lr.run.Repo]++
 			return err
 		}
 		r.cond.Wait()
@@ -179,18 +206,18 @@ func (r *Runner) between(ctx context.Context, lr *liveRun) error {
 
 // othersWait reports whether a run of another repository waits for a slot
 // it could take; r.mu must be held.
-func (r *Runner) othersWait(repo string) bool {
+func (r *scheduler) othersWait(repo string, queue []*liveRun, closed bool, blocked func(*Run) bool) bool {
 	limit := r.perRepo()
 	for _, p := range r.parked {
 		if p.run.Repo != repo && r.slotsHeld[p.run.Repo] < limit {
 			return true
 		}
 	}
-	if r.closed {
+	if closed {
 		return false
 	}
-	for _, q := range r.queue {
-		if q.run.Repo != repo && r.slotsHeld[q.run.Repo] < limit && !r.busy[busyKey(q.run)] && !r.waiting(q.run) {
+	for _, q := range queue {
+		if q.run.Repo != repo && r.slotsHeld[q.run.Repo] < limit && !blocked(q.run) {
 			return true
 		}
 	}

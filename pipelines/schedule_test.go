@@ -48,19 +48,19 @@ func TestPick(t *testing.T) {
 		{"after shutdown nothing new starts", state{closed: true, queue: []*liveRun{run("b", "x", 1)}}, "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := &Runner{cfg: Config{MaxJobs: 4, MaxJobsPerRepo: tc.s.perRep}, slotsHeld: map[string]int{}, served: map[string]uint64{},
-				busy: map[string]bool{}, live: map[runKey]*liveRun{}, queue: tc.s.queue, parked: tc.s.parked, closed: tc.s.closed}
+			r := &Runner{sched: scheduler{maxJobs: 4, maxPerRepo: tc.s.perRep, slotsHeld: map[string]int{}, served: map[string]uint64{}, parked: tc.s.parked},
+				busy: map[string]bool{}, live: map[runKey]*liveRun{}, queue: tc.s.queue, closed: tc.s.closed}
 			for k, v := range tc.s.held {
-				r.slotsHeld[k] = v
+				r.sched.slotsHeld[k] = v
 			}
 			for k, v := range tc.s.served {
-				r.served[k] = v
+				r.sched.served[k] = v
 			}
 			for _, b := range tc.s.busy {
 				repo, pipeline, _ := cutSlash(b)
 				r.busy[busyKey(&Run{Repo: repo, Pipeline: pipeline})] = true
 			}
-			got, parked, _ := r.pick()
+			got, parked, _ := r.sched.pick(r.queue, r.closed, r.blocked)
 			name := ""
 			if got != nil {
 				name = got.run.Repo + "/" + got.run.Pipeline

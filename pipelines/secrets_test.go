@@ -55,11 +55,11 @@ func TestDeploySecretsBinding(t *testing.T) {
 			e := newRunnerEnv(t, map[string]string{"web": "stages: [{name: b, run: 'true'}]\nartifact: {paths: [x]}\n"})
 			e.repo.commit("secrets", map[string][]byte{SecretsDir + "staging.age": encrypt(tt.plain)})
 			r := e.newRunner(1)
-			r.cfg.AgeIdentities = func() []age.Identity { return []age.Identity{id} }
+			r.stages.ageIdentities = func() []age.Identity { return []age.Identity{id} }
 			var logBuf strings.Builder
 			logger := logrus.New()
 			logger.SetOutput(&logBuf)
-			vars, err := r.deploySecrets(context.Background(), "app", "staging", logrus.NewEntry(logger))
+			vars, err := r.stages.deploySecrets(context.Background(), "app", "staging", logrus.NewEntry(logger))
 			if tt.err == "" {
 				if err != nil || len(vars) != 1 || vars[0].Value != value {
 					t.Fatalf("got %v, %v", vars, err)

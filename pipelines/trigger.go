@@ -63,7 +63,7 @@ func (r *Runner) OnPush(ctx context.Context, p Push) ([]*Run, error) {
 	}
 	if branch == p.DeployBranch {
 		// Runs that other pipelines' artifacts trigger act for this user.
-		if err := r.notePusher(p.Repo, p.New, p.User); err != nil {
+		if err := r.rights.notePusher(p.Repo, p.New, p.User); err != nil {
 			r.log.WithError(err).WithField("repo", p.Repo).Warn("record the pusher of the deploy branch")
 		}
 	}

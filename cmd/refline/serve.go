@@ -316,7 +316,7 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 		Checkers: []hooks.Checker{
 			hooks.PipelineChecker{},
 			hooks.QueueLimit{Runner: runner},
-			hooks.DeployGate{Deployer: runner},
+			hooks.DeployGate{Deployer: runner.Deployer()},
 			hooks.SecretsChecker{Identities: keys.AgeIdentities, Recipients: keys.AgeRecipients,
 				KeysHint: func() string { return fmt.Sprintf("ssh -p %s git@%s keys", sshPort.Load(), host) }},
 			// Last: only a push every checker accepted is journaled.
@@ -324,7 +324,7 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 		},
 		Reactors: []hooks.Reactor{
 			hooks.PipelineTrigger{Runner: runner, Branches: store, LogsHint: logsHint, Logger: log.WithField("component", "hooks")},
-			hooks.DeployTrigger{Deployer: runner, LogsHint: logsHint, Logger: log.WithField("component", "hooks")},
+			hooks.DeployTrigger{Deployer: runner.Deployer(), LogsHint: logsHint, Logger: log.WithField("component", "hooks")},
 		},
 	})
 	if err != nil {
@@ -340,10 +340,16 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 		Hostname:   host,
 		Logger:     log.WithField("component", "ssh"),
 		Registerer: reg,
-		Pipelines:  runner,
 		LogsHint:   logsHint,
 		ImagesDir:  filepath.Join(data, "images"),
 		Limits:     f.limits.ssh,
+
+		// The one runner is every part the commands use.
+		PipelineLister: runner,
+		RunReader:      runner,
+		RunControl:     runner,
+		Deploys:        runner.Deployer(),
+		RepoRemover:    runner,
 	})
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -382,7 +388,7 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 			log.WithFields(logrus.Fields{"ssh": a.String(), "http": httpLn.Addr().String(), "data": data}).Info("refline serving")
 			// Deploy refs moved while the server was down (or whose
 			// deploy a crash interrupted) are deployed now.
-			go runner.ReconcileAll(ctx)
+			go runner.Deployer().ReconcileAll(ctx)
 		}, f.grace)
 	}()
 
