@@ -184,30 +184,42 @@ func (e *runnerEnv) git(args ...string) string {
 	return testGit(e.t, e.repo.work, append([]string{"--git-dir=" + e.repo.gitDir}, args...)...)
 }
 
-// checkRecord waits for the tip of refs/runs/PIPELINE to have subject (the
-// record is written after the run's final state is visible), then checks
-// that git accepts its signature and the state in its run.json.
-func (e *runnerEnv) checkRecord(pipeline, subject string, state State) {
+// checkRecord waits for the record with subject on refs/runs/PIPELINE (the
+// record is written after the run's final state is visible), checks that
+// git accepts its signature and the state in its run.json, and returns its
+// commit id.
+func (e *runnerEnv) checkRecord(pipeline, subject string, state State) string {
 	e.t.Helper()
 	ref := refs.RunsRef(pipeline)
-	var got string
-	waitFor(e.t, 20*time.Second, fmt.Sprintf("%s to be %q", ref, subject), func() bool {
-		out, err := exec.Command("git", "--git-dir="+e.repo.gitDir, "log", "-1", "--format=%s", ref).Output()
-		got = strings.TrimSpace(string(out))
-		return err == nil && got == subject
+	// The record is looked for on the whole chain, not only at its tip: a
+	// run queued after it may already have appended its own.
+	var rec string
+	waitFor(e.t, 20*time.Second, fmt.Sprintf("%s to hold %q", ref, subject), func() bool {
+		out, err := exec.Command("git", "--git-dir="+e.repo.gitDir, "log", "--format=%H %s", ref).Output()
+		if err != nil {
+			return false
+		}
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if id, s, _ := strings.Cut(l, " "); s == subject {
+				rec = id
+				return true
+			}
+		}
+		return false
 	})
 	allowed := filepath.Join(e.t.TempDir(), "allowed_signers")
 	if err := os.WriteFile(allowed, []byte(e.signer.AllowedSignersLine()+"\n"), 0o600); err != nil {
 		e.t.Fatal(err)
 	}
-	e.git("-c", "gpg.format=ssh", "-c", "gpg.ssh.allowedSignersFile="+allowed, "verify-commit", ref)
-	var rec Run
-	if err := json.Unmarshal([]byte(e.git("show", ref+":run.json")), &rec); err != nil {
+	e.git("-c", "gpg.format=ssh", "-c", "gpg.ssh.allowedSignersFile="+allowed, "verify-commit", rec)
+	var run Run
+	if err := json.Unmarshal([]byte(e.git("show", rec+":run.json")), &run); err != nil {
 		e.t.Fatal(err)
 	}
-	if rec.State != state || rec.Pipeline != pipeline || rec.Commit != e.commit {
-		e.t.Errorf("%s run.json: state %s, pipeline %s, commit %s", ref, rec.State, rec.Pipeline, rec.Commit)
+	if run.State != state || run.Pipeline != pipeline || run.Commit != e.commit {
+		e.t.Errorf("%s run.json: state %s, pipeline %s, commit %s", ref, run.State, run.Pipeline, run.Commit)
 	}
+	return rec
 }
 
 const passPipeline = `env:
@@ -538,8 +550,8 @@ func TestRunnerRecoversAfterCrash(t *testing.T) {
 	if _, err := os.Stat(work); !os.IsNotExist(err) {
 		t.Errorf("the crashed run's workspace is still there: %v", err)
 	}
-	e.checkRecord("long", fmt.Sprintf("long #1 interrupted at work (%s)", e.commit[:7]), Interrupted)
-	if got := e.git("show", refs.RunsRef("long")+":logs/work.log"); got != "waiting" {
+	rec := e.checkRecord("long", fmt.Sprintf("long #1 interrupted at work (%s)", e.commit[:7]), Interrupted)
+	if got := e.git("show", rec+":logs/work.log"); got != "waiting" {
 		t.Errorf("recorded log %q", got)
 	}
 
