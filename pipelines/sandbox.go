@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -27,7 +28,7 @@ import (
 const SandboxDir = "/workspace"
 
 // sandboxUID is the unprivileged user (nobody) a job runs as inside its
-// sandbox, also when the server runs as root.
+// sandbox; when the server runs as root it is nobody outside too (jobUID).
 const sandboxUID = "65534"
 
 // ErrNoSandbox is what runs fail with when the sandbox executor has no
@@ -62,6 +63,11 @@ type Sandbox struct {
 	unusable error
 	hostRoot []string // bwrap arguments laying out the host's root
 	cg       *cgroups // nil: limits are rlimits
+	// cred is the host user bwrap starts as: nil (the server's own)
+	// unless the server runs as root; then stage is where bwrap finds
+	// its bind sources (see stageMount).
+	cred  *syscall.Credential
+	stage string
 }
 
 // NewSandbox finds bubblewrap, checks that it can build a sandbox here and
@@ -80,7 +86,8 @@ func NewSandbox(cfg SandboxConfig) *Sandbox {
 	if err := os.MkdirAll(filepath.Dir(empty), 0o700); err == nil {
 		_ = os.WriteFile(empty, nil, 0o444)
 	}
-	s.hostRoot = hostRootArgs(empty)
+	s.cred = jobCredential()
+	s.hostRoot = hostRootArgs(empty, s.cred == nil)
 	bw := cfg.Bwrap
 	if bw == "" {
 		bw = "bwrap"
@@ -92,9 +99,29 @@ func NewSandbox(cfg SandboxConfig) *Sandbox {
 	}
 	s.bwrap = p
 	probe := append(append([]string{"--unshare-all", "--die-with-parent", "--uid", sandboxUID, "--gid", sandboxUID}, s.hostRoot...), "--proc", "/proc", "--dev", "/dev", "/bin/true")
-	if out, err := exec.Command(p, probe...).CombinedOutput(); err != nil {
-		s.unusable = fmt.Errorf("%w (%s: %v: %s)", ErrNoSandbox, p, err, strings.TrimSpace(string(out)))
+	pc := exec.Command(p, probe...)
+	pc.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	if out, err := pc.CombinedOutput(); err != nil {
+		why := ErrNoSandbox
+		if s.cred != nil && exec.Command(p, "--version").Run() == nil {
+			why = errUserns
+		}
+		s.unusable = fmt.Errorf("%w (%s: %v: %s)", why, p, err, strings.TrimSpace(string(out)))
 		return s
+	}
+	if s.cred != nil {
+		if s.stage = stageMount(); s.stage == "" {
+			s.unusable = fmt.Errorf("%w (none of /run /mnt /srv /media /opt is a directory others may enter, to lay bind sources under)", ErrNoSandbox)
+			return s
+		}
+		// Deploys write their paths as the job's uid; the admin named
+		// them with --deploy-path for exactly that.
+		for _, d := range cfg.DeployPaths {
+			if err := chownTree(d, jobUID, jobUID); err != nil {
+				s.unusable = fmt.Errorf("--deploy-path %s must be writable by the jobs' uid %d: %w", d, jobUID, err)
+				return s
+			}
+		}
 	}
 	s.cg = newCgroups(cfg.DataDir, s.cfg.Logger)
 	closeInherited()
@@ -148,16 +175,20 @@ func (s *Sandbox) LimitsBy() string {
 
 // hostRootArgs binds the host's /usr, /bin, /sbin, /lib* and /etc
 // read-only (symlinks, as merged-/usr systems have, stay symlinks), and
-// hides what in /etc only its owner may read (shadow files, host keys):
-// the job may be the owner, mapped to the server's user.
-func hostRootArgs(empty string) []string {
+// with hide, hides what in /etc only its owner may read (shadow files, host
+// keys): the job, mapped to the server's user, may be the owner. A root
+// server's jobs are nobody on the host, which the kernel keeps out.
+func hostRootArgs(empty string, hide bool) []string {
 	var args []string
 	names := []string{"/usr", "/bin", "/sbin", "/etc"}
 	if libs, _ := filepath.Glob("/lib*"); len(libs) > 0 {
 		names = append(names, libs...)
 	}
 	for _, n := range names {
-		args = append(args, bindEntry(n, n)...)
+		args = append(args, bindEntry(n, n, n)...)
+	}
+	if !hide {
+		return args
 	}
 	_ = filepath.WalkDir("/etc", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.Type()&fs.ModeSymlink != 0 {
@@ -180,8 +211,9 @@ func hostRootArgs(empty string) []string {
 }
 
 // bindEntry lays host path src at dst read-only: a symlink as the same
-// symlink, anything else as a read-only bind; nothing if it is missing.
-func bindEntry(src, dst string) []string {
+// symlink, anything else as a read-only bind of from (src, or where a
+// root server's bwrap finds it); nothing if it is missing.
+func bindEntry(src, from, dst string) []string {
 	fi, err := os.Lstat(src)
 	if err != nil {
 		return nil
@@ -193,12 +225,12 @@ func bindEntry(src, dst string) []string {
 		}
 		return []string{"--symlink", t, dst}
 	}
-	return []string{"--ro-bind", src, dst}
+	return []string{"--ro-bind", from, dst}
 }
 
 // imageArgs lays the root filesystem DATA/images/NAME out read-only, entry
 // by entry (the sandbox's own /proc, /dev, /tmp and /workspace go over it).
-func (s *Sandbox) imageArgs(name string) ([]string, error) {
+func (s *Sandbox) imageArgs(name string, stage func(string) string) ([]string, error) {
 	if problem := ImageNameProblem(name); problem != "" {
 		return nil, fmt.Errorf("image %q %s", name, problem)
 	}
@@ -207,13 +239,14 @@ func (s *Sandbox) imageArgs(name string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image %s is not imported on this server: an admin imports it with `ssh HOST image import %s < rootfs.tar`", name, name)
 	}
+	from := stage(dir)
 	var args []string
 	for _, e := range ents {
 		switch e.Name() {
 		case "proc", "dev", "tmp", "sys", strings.TrimPrefix(SandboxDir, "/"):
 			continue
 		}
-		args = append(args, bindEntry(filepath.Join(dir, e.Name()), "/"+e.Name())...)
+		args = append(args, bindEntry(filepath.Join(dir, e.Name()), filepath.Join(from, e.Name()), "/"+e.Name())...)
 	}
 	return args, nil
 }
@@ -242,13 +275,23 @@ func (s *Sandbox) Prepare(ctx context.Context, spec WorkspaceSpec) (Workspace, e
 		return nil, s.unusable
 	}
 	lim := s.effective(spec.Limits)
+	// stage names where bwrap finds a bind source: itself, or for a root
+	// server's bwrap a bind of it under s.stage (startStaged).
+	var staged []string
+	stage := func(p string) string {
+		if s.cred == nil {
+			return p
+		}
+		staged = append(staged, p)
+		return filepath.Join(s.stage, strconv.Itoa(len(staged)-1))
+	}
 	args := []string{"--unshare-all", "--die-with-parent", "--new-session",
 		"--uid", sandboxUID, "--gid", sandboxUID, "--hostname", "refline-job"}
 	if spec.Network {
 		args = append(args, "--share-net")
 	}
 	if spec.Image != "" {
-		img, err := s.imageArgs(spec.Image)
+		img, err := s.imageArgs(spec.Image, stage)
 		if err != nil {
 			return nil, err
 		}
@@ -257,19 +300,28 @@ func (s *Sandbox) Prepare(ctx context.Context, spec WorkspaceSpec) (Workspace, e
 		args = append(args, s.hostRoot...)
 	}
 	args = append(args, "--proc", "/proc", "--dev", "/dev")
+	if s.cred != nil {
+		args = append(args, devArgs(s.stage)...)
+	}
 	if lim.Disk > 0 {
 		args = append(args, "--size", strconv.FormatInt(lim.Disk, 10))
 	}
 	args = append(args, "--tmpfs", "/tmp")
 	if spec.Deploy {
 		for _, p := range s.cfg.DeployPaths {
-			args = append(args, "--bind", p, p)
+			args = append(args, "--bind", stage(p), p)
 		}
 	}
 	if err := makeWorkspace(ctx, spec); err != nil {
 		return nil, err
 	}
-	args = append(args, "--bind", spec.Dir, SandboxDir, "--chdir", SandboxDir)
+	if s.cred != nil {
+		// The server laid the workspace out as root; the job writes it.
+		if err := chownTree(spec.Dir, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
+			return nil, fmt.Errorf("give the workspace to the job's uid: %w", err)
+		}
+	}
+	args = append(args, "--bind", stage(spec.Dir), SandboxDir, "--chdir", SandboxDir)
 	env := make([]string, 0, len(spec.Env)+1)
 	for _, e := range spec.Env {
 		if !strings.HasPrefix(e, "TMPDIR=") {
@@ -277,15 +329,16 @@ func (s *Sandbox) Prepare(ctx context.Context, spec WorkspaceSpec) (Workspace, e
 		}
 	}
 	env = append(env, "TMPDIR=/tmp")
-	return &sandboxWorkspace{s: s, spec: spec, args: args, env: env, lim: lim}, nil
+	return &sandboxWorkspace{s: s, spec: spec, args: args, env: env, lim: lim, staged: staged}, nil
 }
 
 type sandboxWorkspace struct {
-	s    *Sandbox
-	spec WorkspaceSpec
-	args []string
-	env  []string
-	lim  Limits
+	s      *Sandbox
+	spec   WorkspaceSpec
+	args   []string
+	env    []string
+	lim    Limits
+	staged []string // host paths bwrap finds under s.stage
 }
 
 func (w *sandboxWorkspace) Collect(ctx context.Context) (string, error) { return w.spec.Dir, nil }
@@ -313,15 +366,26 @@ func (w *sandboxWorkspace) Start(ctx context.Context, job Job) (Process, error) 
 	cmd.Env = w.env
 	cmd.Stdout, cmd.Stderr = job.Output, job.Output
 	cmd.ExtraFiles = []*os.File{infoW, blockR}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // --die-with-parent ends it with the server
+	// --die-with-parent ends it with the server.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: w.s.cred}
 	cmd.WaitDelay = time.Second
-	err = cmd.Start()
+	release := make(chan struct{})
+	var thread stagedThread
+	if w.s.cred == nil {
+		close(release)
+		err = cmd.Start()
+	} else {
+		thread, err = startStaged(cmd, w.s.stage, w.staged, release)
+	}
 	infoW.Close()
 	blockR.Close()
 	if err != nil {
+		if w.s.cred != nil {
+			close(release)
+		}
 		return nil, fmt.Errorf("start sandbox: %w", err)
 	}
-	p := &sandboxProcess{cmd: cmd, grace: w.s.cfg.Grace, done: make(chan struct{})}
+	p := &sandboxProcess{cmd: cmd, grace: w.s.cfg.Grace, done: make(chan struct{}), release: release}
 	fail := func(err error) (Process, error) {
 		// The script has not started (bwrap still blocks on fd 4); end
 		// the namespace before closing that pipe lets it go on.
@@ -330,6 +394,7 @@ func (w *sandboxWorkspace) Start(ctx context.Context, job Job) (Process, error) 
 		}
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
+		p.releaseThread()
 		if p.cg != nil {
 			p.cg.remove()
 		}
@@ -350,7 +415,12 @@ func (w *sandboxWorkspace) Start(ctx context.Context, job Job) (Process, error) 
 		}
 		p.cg = cg
 	}
-	if err := setRlimits(p.init, w.lim, w.s.cg == nil); err != nil {
+	if w.s.cred == nil {
+		err = setRlimits(p.init, w.lim, w.s.cg == nil)
+	} else {
+		err = thread.asJob(w.s.cred, func() error { return setRlimits(p.init, w.lim, w.s.cg == nil) })
+	}
+	if err != nil {
 		return fail(fmt.Errorf("sandbox limits: %w", err))
 	}
 	if _, err := blockW.Write([]byte{1}); err != nil {
@@ -396,18 +466,32 @@ func setRlimits(pid int, lim Limits, all bool) error {
 }
 
 type sandboxProcess struct {
-	cmd   *exec.Cmd
-	init  int    // host pid of the pid namespace's init
-	start uint64 // its start time, for the handle
-	cg    *jobCgroup
-	grace time.Duration
-	done  chan struct{}
-	code  int
-	err   error
+	cmd     *exec.Cmd
+	release chan struct{} // closed once bwrap has ended: frees startStaged's thread
+	once    sync.Once
+	init    int    // host pid of the pid namespace's init
+	start   uint64 // its start time, for the handle
+	cg      *jobCgroup
+	grace   time.Duration
+	done    chan struct{}
+	code    int
+	err     error
+}
+
+// releaseThread lets the thread that started bwrap end.
+func (p *sandboxProcess) releaseThread() {
+	p.once.Do(func() {
+		select {
+		case <-p.release:
+		default:
+			close(p.release)
+		}
+	})
 }
 
 func (p *sandboxProcess) wait() {
 	err := p.cmd.Wait()
+	p.releaseThread()
 	// bwrap exits when the namespace's init does; the kernel has then
 	// ended every process in it. Kill it anyway if bwrap died alone.
 	p.kill()

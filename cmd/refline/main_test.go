@@ -43,9 +43,19 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		Setup:               setupScript,
+		Condition:           scriptCondition,
 		Cmds:                scriptCmds,
 		RequireExplicitExec: true,
 	})
+}
+
+// scriptCondition adds [root]: the tests run as root (as CI does), so the
+// server does too, and jobs change to an unprivileged host uid.
+func scriptCondition(cond string) (bool, error) {
+	if cond == "root" {
+		return os.Geteuid() == 0, nil
+	}
+	return false, fmt.Errorf("unknown condition %q", cond)
 }
 
 // Users every script can act as: alice is the admin the server starts with.

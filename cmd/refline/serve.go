@@ -444,7 +444,7 @@ func newExecutor(f *serveFlags, data string, log *logrus.Entry) (pipelines.Execu
 	}
 	fields := logrus.Fields{"limits": sb.LimitsBy(), "deploy_paths": strings.Join(f.deployPaths, ",")}
 	if sb.LimitsBy() == "rlimits" && os.Geteuid() == 0 && f.jobLimits.Pids > 0 {
-		log.WithFields(fields).Warn("no writable cgroup hierarchy and the server runs as root: the pids limit (RLIMIT_NPROC) does not bind jobs mapped to root")
+		log.WithFields(fields).Warn("no writable cgroup hierarchy and the server runs as root: the pids limit (RLIMIT_NPROC) counts every process of the jobs' uid 65534 together, all jobs' included")
 	}
 	log.WithFields(fields).Info("jobs run in a sandbox")
 	return sb, nil
