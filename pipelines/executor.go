@@ -167,20 +167,28 @@ func (p *localProcess) wait() {
 	err := p.cmd.Wait()
 	// Whatever the script left running in its group goes with it.
 	_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
+	p.code, p.err = exitStatus(p.cmd, err)
+	close(p.done)
+}
+
+// exitStatus turns what cmd.Wait returned into a stage's exit code the way
+// a shell reports it (128+N for a signal), and an error only when the
+// process could not be waited for at all.
+func exitStatus(cmd *exec.Cmd, err error) (int, error) {
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
+		return 0, nil
 	case errors.As(err, &ee):
-		p.code = ee.ExitCode()
-		if p.code < 0 {
-			p.code = 128 + int(ee.Sys().(syscall.WaitStatus).Signal())
+		if code := ee.ExitCode(); code >= 0 {
+			return code, nil
 		}
+		return 128 + int(ee.Sys().(syscall.WaitStatus).Signal()), nil
 	case errors.Is(err, exec.ErrWaitDelay):
-		p.code = p.cmd.ProcessState.ExitCode()
+		return cmd.ProcessState.ExitCode(), nil
 	default:
-		p.code, p.err = -1, err
+		return -1, err
 	}
-	close(p.done)
 }
 
 func (p *localProcess) Wait() (int, error) {

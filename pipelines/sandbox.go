@@ -495,19 +495,7 @@ func (p *sandboxProcess) wait() {
 	// bwrap exits when the namespace's init does; the kernel has then
 	// ended every process in it. Kill it anyway if bwrap died alone.
 	p.kill()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		p.code = ee.ExitCode()
-		if p.code < 0 {
-			p.code = 128 + int(ee.Sys().(syscall.WaitStatus).Signal())
-		}
-	case errors.Is(err, exec.ErrWaitDelay):
-		p.code = p.cmd.ProcessState.ExitCode()
-	default:
-		p.code, p.err = -1, err
-	}
+	p.code, p.err = exitStatus(p.cmd, err)
 	if p.cg != nil {
 		if p.cg.oom() {
 			p.err = nil
