@@ -61,6 +61,9 @@ func (r *Runner) OnPush(ctx context.Context, p Push) ([]*Run, error) {
 	if !ok || strings.Trim(p.New, "0") == "" {
 		return nil, nil
 	}
+	// Before any run is queued, so that receivers see the push first. A
+	// push replayed from the journal may be reported twice: at least once.
+	r.emitPush(ctx, p)
 	if branch == p.DeployBranch {
 		// Runs that other pipelines' artifacts trigger act for this user.
 		if err := r.rights.notePusher(p.Repo, p.New, p.User); err != nil {
