@@ -226,3 +226,56 @@ func TestQueueReplayOrderAndRetry(t *testing.T) {
 		}
 	}
 }
+
+// A redirect is an answer like any other: not followed.
+func TestClientFollowsNoRedirect(t *testing.T) {
+	hit := make(chan string, 2)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hit <- r.URL.Path
+		if r.URL.Path == "/hook" {
+			http.Redirect(w, r, "/elsewhere", http.StatusFound)
+		}
+	}))
+	defer srv.Close()
+	resp, err := NewClient(true).Post(srv.URL+"/hook", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || len(hit) != 1 {
+		t.Fatalf("status %d after %d requests; want the 302 itself and no second request", resp.StatusCode, len(hit))
+	}
+}
+
+// A 410 disables the hook and keeps what is queued for it.
+func TestGoneDisables(t *testing.T) {
+	rc := &recv{code: []int{410}, seen: make(chan struct{}, 10)}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	s := newService(t, t.TempDir(), time.Now)
+	h, err := s.Add("app", srv.URL, nil, "k", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Emit(context.Background(), Event{Type: Push, Repo: "app"}); err != nil {
+		t.Fatal(err)
+	}
+	s.attempt(context.Background(), mustHook(t, s, h.ID), s.head(h.ID))
+	if got := s.List("app")[0].Disabled; got == "" {
+		t.Fatal("a 410 left the hook enabled")
+	}
+	if err := s.Emit(context.Background(), Event{Type: Push, Repo: "app"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rc.seen); n != 1 {
+		t.Fatalf("%d requests, want 1", n)
+	}
+}
+
+func mustHook(t *testing.T, s *Service, id string) Hook {
+	h, ok := s.hook(id)
+	if !ok {
+		t.Fatal("no hook", id)
+	}
+	return h
+}
