@@ -66,8 +66,9 @@ func (r *Runner) emitFinished(run *Run) {
 	}
 }
 
-// emitPush reports one branch update of a push.
-func (r *Runner) emitPush(ctx context.Context, p Push) {
+// EmitPush reports one ref update of a push (OnPush does for the updates
+// it is given; the post-receive hook for those it need not give it).
+func (r *Runner) EmitPush(ctx context.Context, p Push) {
 	f := map[string]any{"ref": p.Ref, "before": p.Old, "after": p.New}
 	if p.User != "" {
 		f["user"] = p.User
