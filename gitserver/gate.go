@@ -2,6 +2,7 @@ package gitserver
 
 import (
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -31,11 +32,14 @@ const (
 	ArgRight                       // a server-wide right of a user: admin or create
 	ArgKey                         // a public key or a word of one; the handler parses them
 	ArgImage                       // an image name (names.Image)
+	ArgURL                         // an http(s) URL; the handler checks what it may reach
+	ArgWord                        // an id or an option word: printable ASCII, no spaces, at most 200 bytes
 )
 
 var argKindNames = map[ArgKind]string{
 	ArgRepo: "repo", ArgPipeline: "pipeline", ArgEnv: "env", ArgRun: "run number", ArgRev: "rev",
 	ArgUser: "user name", ArgLevel: "level", ArgRight: "right", ArgKey: "key", ArgImage: "image",
+	ArgURL: "url", ArgWord: "word",
 }
 
 // String returns the kind's name, for the command table in docs and tests.
@@ -239,6 +243,14 @@ func checkArg(c *Call, decl Arg, v string) error {
 	case ArgImage:
 		if err := names.Image(v); err != nil {
 			return usage(err)
+		}
+	case ArgURL:
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(v) > maxRevLen {
+			return Usagef("%s must be an http:// or https:// URL, not %q", decl.Name, v)
+		}
+	case ArgWord:
+		if v == "" || len(v) > 200 || strings.IndexFunc(v, func(r rune) bool { return r <= 0x20 || r >= 0x7f }) >= 0 {
+			return Usagef("invalid %s %q", decl.Name, v)
 		}
 	case ArgKey:
 		// A key is checked by the handler, which also reads keys from stdin.

@@ -25,6 +25,7 @@ func allCommands(s *Server) map[string]Command {
 		cmds[n] = c
 	}
 	cmds["image"] = s.imageCommand()
+	cmds["webhook"] = s.webhookCommand()
 	return cmds
 }
 
@@ -112,6 +113,11 @@ func TestGateTable(t *testing.T) {
 		"user list |  | server admin",
 		"user remove | NAME:user name | server admin",
 		"user revoke | NAME:user name admin|create:right | server admin",
+		"webhook add | REPO:repo URL:url OPTION:word... | admin on REPO",
+		"webhook deliveries | REPO:repo ID:word | admin on REPO",
+		"webhook list | REPO:repo | admin on REPO",
+		"webhook redeliver | REPO:repo DELIVERY:word | admin on REPO",
+		"webhook remove | REPO:repo ID:word | admin on REPO",
 		"whoami |  | any user",
 	}
 	got := gateTable(allCommands(&Server{}))

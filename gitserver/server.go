@@ -59,6 +59,8 @@ type Config struct {
 	GitGrace time.Duration
 	// ImagesDir, when set, adds `image` (DATA/images).
 	ImagesDir string
+	// Webhooks, when set, adds `webhook` (SPEC §10).
+	Webhooks Webhooks
 	// Limits bound connections, sessions and pushes; zero fields take
 	// DefaultLimits.
 	Limits Limits
@@ -120,6 +122,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.ImagesDir != "" {
 		s.commands["image"] = s.imageCommand()
+	}
+	if cfg.Webhooks != nil {
+		s.commands["webhook"] = s.webhookCommand()
 	}
 	s.srv = &ssh.Server{
 		Handler:          s.handle,

@@ -100,6 +100,12 @@ type Runner interface {
 	SetOff(repo, pipeline string, n int) []*pipelines.Run
 }
 
+// pushEmitter reports a ref update to webhooks (pipelines.Runner does);
+// OnPush reports the updates it is given itself.
+type pushEmitter interface {
+	EmitPush(ctx context.Context, p pipelines.Push)
+}
+
 // PipelineTrigger starts the pipelines a push triggers and tells the pusher
 // (SPEC §7).
 type PipelineTrigger struct {
@@ -141,13 +147,18 @@ func (t PipelineTrigger) React(ctx context.Context, ev *Event, out io.Writer) {
 		user = pipelines.LocalOperator
 	}
 	for _, u := range ev.Updates {
-		if dirs != nil && dirs[u.New] == "" {
-			continue
-		}
-		runs, err := t.Runner.OnPush(qctx, pipelines.Push{
+		p := pipelines.Push{
 			Repo: ev.Repo, GitDir: ev.GitDir, Ref: u.Ref, Old: u.Old, New: u.New,
 			DeployBranch: deploy, User: user, Options: ev.PushOptions, Received: received,
-		})
+		}
+		if dirs != nil && dirs[u.New] == "" {
+			// No run to start, but webhooks still hear of the update.
+			if e, ok := t.Runner.(pushEmitter); ok {
+				e.EmitPush(qctx, p)
+			}
+			continue
+		}
+		runs, err := t.Runner.OnPush(qctx, p)
 		if err != nil {
 			fmt.Fprintf(out, "refline: warning: %v\n", err)
 			t.Logger.WithError(err).WithField("repo", ev.Repo).Warn("trigger pipelines")

@@ -63,6 +63,8 @@ type Config struct {
 	// MaxArtifactSize bounds the files of an artifact (0: no limit).
 	MaxLogSize      int64
 	MaxArtifactSize int64
+	// Events, when set, queues webhook events (events.go).
+	Events Emitter
 }
 
 // Runner queues runs and executes them, --max-jobs at a time.
@@ -400,6 +402,10 @@ func (r *Runner) execute(lr *liveRun) {
 		r.update(lr, func(run *Run) { run.State = Canceled; run.Finished = time.Now().UTC() })
 	} else {
 		r.update(lr, func(run *Run) { run.State = Running; run.Started = time.Now().UTC() })
+		r.mu.Lock()
+		started := copyRun(lr.run)
+		r.mu.Unlock()
+		r.emitStarted(started)
 		state, errText := r.stages.runStages(ctx, lr, log)
 		r.update(lr, func(run *Run) {
 			run.State, run.Error, run.Process = state, errText, ""
@@ -411,6 +417,7 @@ func (r *Runner) execute(lr *liveRun) {
 	r.mu.Unlock()
 	_ = os.RemoveAll(r.workDir(final))
 	r.rec.finish(context.Background(), final, log)
+	r.emitFinished(final)
 	// What the run sets off is queued before its followers hear that it
 	// ended, so that `git push -o follow` can follow that too.
 	next := r.after(context.Background(), final, log)

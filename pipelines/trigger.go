@@ -57,6 +57,9 @@ func Validate(ctx context.Context, gitDir string, env []string, commit string) e
 // `on.push` matches the branch and, with `paths:`, a changed path. The
 // pipeline files are read from the pushed commit. `-o ci.skip` starts none.
 func (r *Runner) OnPush(ctx context.Context, p Push) ([]*Run, error) {
+	// Before any run is queued, so that receivers see the push first. A
+	// push replayed from the journal may be reported twice: at least once.
+	r.EmitPush(ctx, p)
 	branch, ok := strings.CutPrefix(p.Ref, "refs/heads/")
 	if !ok || strings.Trim(p.New, "0") == "" {
 		return nil, nil

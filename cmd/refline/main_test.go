@@ -132,6 +132,7 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 	"pushrace": cmdPushRace,
 	"waitfor":  cmdWaitFor,
 	"readme":   cmdReadme,
+	"hookrecv": cmdHookRecv,
 }
 
 // cmdWaitFor runs a shell command until it succeeds (30s at most): tests

@@ -34,6 +34,7 @@ import (
 	"github.com/refline/refline/pipelines"
 	"github.com/refline/refline/pipelines/spec"
 	"github.com/refline/refline/refs"
+	"github.com/refline/refline/webhook"
 )
 
 type serveFlags struct {
@@ -46,13 +47,14 @@ type serveFlags struct {
 	logLevel   string
 	grace      time.Duration
 	// Job isolation (SPEC §9).
-	executor    string
-	deployPaths multiFlag
-	jobMemory   string
-	jobPids     int
-	jobDisk     string
-	jobLimits   pipelines.Limits
-	limits      limitFlags
+	executor            string
+	deployPaths         multiFlag
+	jobMemory           string
+	jobPids             int
+	jobDisk             string
+	webhookAllowPrivate bool
+	jobLimits           pipelines.Limits
+	limits              limitFlags
 }
 
 type multiFlag []string
@@ -79,6 +81,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.StringVar(&f.jobMemory, "job-memory", "", "each job's memory: the default and the cap for limits: memory (e.g. 2G; empty: none)")
 	fs.IntVar(&f.jobPids, "job-pids", 4096, "each job's processes: the default and the cap for limits: pids (0: none)")
 	fs.StringVar(&f.jobDisk, "job-disk", "", "each job's largest file and /tmp: the default and the cap for limits: disk (e.g. 10G; empty: none)")
+	fs.BoolVar(&f.webhookAllowPrivate, "webhook-allow-private", false, "let webhooks reach private and loopback addresses")
 	f.limits.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -274,7 +277,16 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 	// server decided them): git runs them with the push hooks.
 	serverUpdater := refs.Updater{Env: []string{hooks.TokenEnv + "=" + serverToken, hooks.SkipTxEnv + "=1",
 		"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=core.hooksPath", "GIT_CONFIG_VALUE_0=" + pushHooksDir}}
+	webhooks, err := webhook.New(webhook.Config{
+		Dir:          filepath.Join(data, "webhooks"),
+		AllowPrivate: f.webhookAllowPrivate,
+		Logger:       log.WithField("component", "webhook"),
+	})
+	if err != nil {
+		return err
+	}
 	runner, err := pipelines.New(pipelines.Config{
+		Events:     webhooks,
 		DataDir:    data,
 		Repos:      store,
 		Executor:   executor,
@@ -342,6 +354,7 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 		Registerer: reg,
 		LogsHint:   logsHint,
 		ImagesDir:  filepath.Join(data, "images"),
+		Webhooks:   webhooks,
 		Limits:     f.limits.ssh,
 
 		// The one runner is every part the commands use.
@@ -354,6 +367,8 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Deliveries queued before a restart or a crash go out first.
+	webhooks.Start(ctx)
 	errc := make(chan error, 3)
 	hookCtx, stopHooks := context.WithCancel(context.Background())
 	defer stopHooks()
