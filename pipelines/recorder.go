@@ -30,6 +30,10 @@ type recorder struct {
 	maxArtifactSize int64
 	// runs counts finished runs by kind and state.
 	runs *prometheus.CounterVec
+	// ended reports a finished run (its webhook events). It is called
+	// before the run is marked recorded, so that a crash before the mark
+	// reports it again at the next start: at least once, never lost.
+	ended func(*Run)
 }
 
 // completed reports whether a run found running after a crash had in fact
@@ -77,6 +81,11 @@ func (r *recorder) finish(ctx context.Context, run *Run, log *logrus.Entry) {
 		log.WithError(err).Error("record run")
 	} else {
 		run.Record = rec.String()
+	}
+	if r.ended != nil {
+		r.ended(run)
+	}
+	if err == nil {
 		r.store.markRecorded(run, run.Record)
 	}
 	r.runs.WithLabelValues(string(run.Kind), string(run.State)).Inc()

@@ -164,7 +164,7 @@ func New(cfg Config) (*Runner, error) {
 	r.rights = &rights{auth: cfg.Auth, repos: cfg.Repos, store: r.store, log: r.log}
 	r.deployer = &Deployer{repos: cfg.Repos, signer: cfg.Signer, updater: cfg.Updater, rights: r.rights, runs: r, log: r.log}
 	r.rec = &recorder{repos: cfg.Repos, store: r.store, updater: cfg.Updater, signer: cfg.Signer,
-		committer: cfg.Committer, maxArtifactSize: cfg.MaxArtifactSize, runs: r.m.runs}
+		committer: cfg.Committer, maxArtifactSize: cfg.MaxArtifactSize, runs: r.m.runs, ended: r.emitFinished}
 	r.stages = &stager{repos: cfg.Repos, executor: cfg.Executor, store: r.store, updater: cfg.Updater, rights: r.rights,
 		rec: r.rec, deployer: r.deployer, baseEnv: cfg.BaseEnv, ageIdentities: cfg.AgeIdentities, workDir: r.workDir,
 		firstStage: r.m.firstStage, runs: r}
@@ -417,7 +417,6 @@ func (r *Runner) execute(lr *liveRun) {
 	r.mu.Unlock()
 	_ = os.RemoveAll(r.workDir(final))
 	r.rec.finish(context.Background(), final, log)
-	r.emitFinished(final)
 	// What the run sets off is queued before its followers hear that it
 	// ended, so that `git push -o follow` can follow that too.
 	next := r.after(context.Background(), final, log)
@@ -525,6 +524,9 @@ func (r *Runner) unrecorded(ctx context.Context, run *Run) {
 		if chain, err := refs.Chain(g, refs.RunsRef(run.Pipeline), 200); err == nil {
 			for _, c := range chain {
 				if refs.Trailer(c.Message, "Run") == strconv.Itoa(run.Number) {
+					// Recorded, but maybe not yet reported: report it
+					// (again, at worst) before marking it.
+					r.emitFinished(run)
 					r.store.markRecorded(run, c.Hash.String())
 					return
 				}

@@ -545,8 +545,12 @@ func (s *Service) hook(id string) (Hook, bool) {
 	return s.hooks[i], true
 }
 
-// work delivers a hook's queue in order, one delivery at a time.
+// work delivers a hook's queue in order, one delivery at a time. A
+// worker's first try does not wait for the retry time a previous instance
+// set: a restart is often what fixed the failure (a flag, the network), and
+// the backoff resumes from the try count if it did not.
 func (s *Service) work(ctx context.Context, id string, wake chan struct{}) {
+	fresh := true
 	for ctx.Err() == nil {
 		h, ok := s.hook(id)
 		if !ok {
@@ -564,7 +568,7 @@ func (s *Service) work(ctx context.Context, id string, wake chan struct{}) {
 			}
 			continue
 		}
-		if wait := q.Next.Sub(s.cfg.Now()); wait > 0 {
+		if wait := q.Next.Sub(s.cfg.Now()); wait > 0 && !fresh {
 			t := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():
@@ -579,6 +583,7 @@ func (s *Service) work(ctx context.Context, id string, wake chan struct{}) {
 			}
 			continue
 		}
+		fresh = false
 		s.attempt(ctx, h, q)
 	}
 }
