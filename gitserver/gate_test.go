@@ -80,6 +80,9 @@ func gateTable(cmds map[string]Command) []string {
 		}
 		for sn, sc := range c.Sub {
 			rows = append(rows, describe(n+" "+sn, sc, c.Need))
+			if sc.All != nil {
+				rows = append(rows, describe(n+" "+sn+" --all", *sc.All, c.Need))
+			}
 		}
 	}
 	sort.Strings(rows)
@@ -113,10 +116,15 @@ func TestGateTable(t *testing.T) {
 		"user list |  | server admin",
 		"user remove | NAME:user name | server admin",
 		"user revoke | NAME:user name admin|create:right | server admin",
+		"webhook add --all | URL:url OPTION:word... | server admin",
 		"webhook add | REPO:repo URL:url OPTION:word... | admin on REPO",
+		"webhook deliveries --all | ID:word | server admin",
 		"webhook deliveries | REPO:repo ID:word | admin on REPO",
+		"webhook list --all |  | server admin",
 		"webhook list | REPO:repo | admin on REPO",
+		"webhook redeliver --all | DELIVERY:word | server admin",
 		"webhook redeliver | REPO:repo DELIVERY:word | admin on REPO",
+		"webhook remove --all | ID:word | server admin",
 		"webhook remove | REPO:repo ID:word | admin on REPO",
 		"whoami |  | any user",
 	}
@@ -165,6 +173,9 @@ func TestCommandDeclarations(t *testing.T) {
 		}
 		for sn, sc := range c.Sub {
 			check(n+" "+sn, sc)
+			if sc.All != nil {
+				check(n+" "+sn+" --all", *sc.All)
+			}
 		}
 	}
 }
