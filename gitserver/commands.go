@@ -39,6 +39,7 @@ type Call struct {
 	Env      string // the ArgEnv argument (names.Env)
 	Number   int    // the ArgRun argument, 1 or more
 	Rev      string // the ArgRev argument, "" when not given
+	All      bool   // the command's server-wide form (--all) was given
 }
 
 // Command is one SSH command: what it takes, what it needs, what it does.
@@ -53,6 +54,10 @@ type Command struct {
 	// the first argument picks one, whose Args, Need and Run then apply
 	// (after the parent's Need.Admin).
 	Sub map[string]Command
+	// All is the server-wide form of a command that takes a REPO first:
+	// when the first argument is --all, All's Args, Need and Run apply
+	// instead, with Call.Repo "" (`webhook add --all URL`).
+	All *Command
 	Run func(c *Call) error
 }
 

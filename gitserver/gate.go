@@ -98,6 +98,13 @@ func (s *Server) gate(cmd Command, c *Call) (Command, error) {
 			return cmd, err
 		}
 	}
+	if cmd.All != nil && len(c.Args) > 0 && c.Args[0] == "--all" {
+		c.Args, c.All = c.Args[1:], true
+		cmd = *cmd.All
+		if err := s.serverNeed(cmd.Need, c, true); err != nil {
+			return cmd, err
+		}
+	}
 	if err := parseArgs(cmd, c); err != nil {
 		return cmd, err
 	}

@@ -80,6 +80,9 @@ func gateTable(cmds map[string]Command) []string {
 		}
 		for sn, sc := range c.Sub {
 			rows = append(rows, describe(n+" "+sn, sc, c.Need))
+			if sc.All != nil {
+				rows = append(rows, describe(n+" "+sn+" --all", *sc.All, c.Need))
+			}
 		}
 	}
 	sort.Strings(rows)
@@ -113,10 +116,15 @@ func TestGateTable(t *testing.T) {
 		"user list |  | server admin",
 		"user remove | NAME:user name | server admin",
 		"user revoke | NAME:user name admin|create:right | server admin",
+		"webhook add --all | URL:url OPTION:word... | server admin",
 		"webhook add | REPO:repo URL:url OPTION:word... | admin on REPO",
+		"webhook deliveries --all | ID:word | server admin",
 		"webhook deliveries | REPO:repo ID:word | admin on REPO",
+		"webhook list --all |  | server admin",
 		"webhook list | REPO:repo | admin on REPO",
+		"webhook redeliver --all | DELIVERY:word | server admin",
 		"webhook redeliver | REPO:repo DELIVERY:word | admin on REPO",
+		"webhook remove --all | ID:word | server admin",
 		"webhook remove | REPO:repo ID:word | admin on REPO",
 		"whoami |  | any user",
 	}
@@ -165,6 +173,9 @@ func TestCommandDeclarations(t *testing.T) {
 		}
 		for sn, sc := range c.Sub {
 			check(n+" "+sn, sc)
+			if sc.All != nil {
+				check(n+" "+sn+" --all", *sc.All)
+			}
 		}
 	}
 }
@@ -427,11 +438,32 @@ func TestGateAccess(t *testing.T) {
 		{"alice", "user add ../x k", usage},
 		{"alice", "logs theirs web 1", ok},
 		{"alice", "deploy theirs web production", ok},
+		{"adam", "webhook add mine http://example.com/x", ok},
+		{"adam", "webhook list mine", ok},
+		{"adam", "webhook add --all http://example.com/x", denied},
+		{"adam", "webhook add --all ../x", denied}, // server admins only, before the arguments
+		{"adam", "webhook list --all", denied},
+		{"adam", "webhook remove --all 1234", denied},
+		{"adam", "webhook deliveries --all 1234", denied},
+		{"adam", "webhook redeliver --all 1234", denied},
+		{"wendy", "webhook list mine", denied},
+		{"alice", "webhook add --all http://example.com/x", ok},
+		{"alice", "webhook add --all ftp://x", usage},
+		{"alice", "webhook list --all", ok},
+		{"alice", "webhook list --all mine", usage},
+		{"alice", "webhook remove --all 1234", ok},
+		{"alice", "webhook add --all", usage},
 	} {
 		words := strings.Split(tc.line, " ")
 		u, _ := st.User(tc.user)
 		c := &Call{Name: words[0], User: u, Args: words[1:]}
 		_, err := s.gate(s.commands[words[0]], c)
+		if err == nil && c.All != (len(words) > 2 && words[2] == "--all") {
+			t.Errorf("%s: %s: Call.All %v", tc.user, tc.line, c.All)
+		}
+		if err == nil && c.All && c.Repo != "" {
+			t.Errorf("%s: %s: Call.Repo %q with --all", tc.user, tc.line, c.Repo)
+		}
 		var ue *UsageError
 		got := ok
 		switch {

@@ -23,18 +23,28 @@ type Webhooks interface {
 const maxSecret = 4 << 10
 
 // webhookCommand is `webhook add|list|remove|deliveries|redeliver` (SPEC
-// §10), for the repository's admins.
+// §10), for the repository's admins; with --all in place of REPO, for
+// server admins, the server-wide hooks that get every repository's events.
 func (s *Server) webhookCommand() Command {
 	w := s.cfg.Webhooks
 	repo := Arg{Name: "REPO", Kind: ArgRepo}
 	need := Need{Repo: access.Admin}
+	all := Need{Admin: true, Denied: "server-wide webhooks (--all) are for server admins"}
+	// sub declares a subcommand in its two forms; run reads the arguments
+	// after REPO (or --all), and c.Repo is "" for the server-wide form.
+	sub := func(args []Arg, run func(c *Call, args []string) error) Command {
+		return Command{Args: append([]Arg{repo}, args...), Need: need,
+			Run: func(c *Call) error { return run(c, c.Args[1:]) },
+			All: &Command{Args: args, Need: all, Run: func(c *Call) error { return run(c, c.Args) }}}
+	}
+	id := Arg{Name: "ID", Kind: ArgWord}
 	return Command{
-		Usage: "webhook add REPO URL [--events E,E] < secret | list REPO | remove REPO ID | deliveries REPO ID | redeliver REPO DELIVERY",
-		Help:  "tell other systems what happened (repo admins)",
+		Usage: "webhook add REPO|--all URL [--events E,E] < secret | list REPO|--all | remove REPO|--all ID | deliveries REPO|--all ID | redeliver REPO|--all DELIVERY",
+		Help:  "tell other systems what happened (repo admins; --all: server admins)",
 		Sub: map[string]Command{
-			"add": {Args: []Arg{repo, {Name: "URL", Kind: ArgURL}, {Name: "OPTION", Kind: ArgWord, Many: true}}, Need: need,
-				Run: func(c *Call) error { return addWebhook(c, w) }},
-			"list": {Args: []Arg{repo}, Need: need, Run: func(c *Call) error {
+			"add": sub([]Arg{{Name: "URL", Kind: ArgURL}, {Name: "OPTION", Kind: ArgWord, Many: true}},
+				func(c *Call, args []string) error { return addWebhook(c, w, args) }),
+			"list": sub(nil, func(c *Call, _ []string) error {
 				hooks := w.List(c.Repo)
 				if hooks == nil {
 					hooks = []webhook.Hook{}
@@ -52,17 +62,17 @@ func (s *Server) webhookCommand() Command {
 					rows = append(rows, []string{h.ID, h.URL, ev, state})
 				}
 				return c.Print(hooks, rows)
-			}},
-			"remove": {Args: []Arg{repo, {Name: "ID", Kind: ArgWord}}, Need: need, Run: func(c *Call) error {
-				if err := w.Remove(c.Repo, c.Args[1]); err != nil {
+			}),
+			"remove": sub([]Arg{id}, func(c *Call, args []string) error {
+				if err := w.Remove(c.Repo, args[0]); err != nil {
 					return err
 				}
-				c.Log.WithField("hook", c.Args[1]).Info("webhook removed")
-				fmt.Fprintf(c.Out, "removed webhook %s\n", c.Args[1])
+				c.Log.WithField("hook", args[0]).Info("webhook removed")
+				fmt.Fprintf(c.Out, "removed webhook %s\n", args[0])
 				return nil
-			}},
-			"deliveries": {Args: []Arg{repo, {Name: "ID", Kind: ArgWord}}, Need: need, Run: func(c *Call) error {
-				atts, err := w.Deliveries(c.Repo, c.Args[1])
+			}),
+			"deliveries": sub([]Arg{id}, func(c *Call, args []string) error {
+				atts, err := w.Deliveries(c.Repo, args[0])
 				if err != nil {
 					return err
 				}
@@ -75,22 +85,23 @@ func (s *Server) webhookCommand() Command {
 					rows = append(rows, []string{a.Time.Format(time.RFC3339), a.Delivery, a.Event, a.Outcome, what})
 				}
 				return c.Print(atts, rows)
-			}},
-			"redeliver": {Args: []Arg{repo, {Name: "DELIVERY", Kind: ArgWord}}, Need: need, Run: func(c *Call) error {
-				id, err := w.Redeliver(c.Repo, c.Args[1])
+			}),
+			"redeliver": sub([]Arg{{Name: "DELIVERY", Kind: ArgWord}}, func(c *Call, args []string) error {
+				id, err := w.Redeliver(c.Repo, args[0])
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(c.Out, "queued delivery %s again for webhook %s\n", c.Args[1], id)
+				fmt.Fprintf(c.Out, "queued delivery %s again for webhook %s\n", args[0], id)
 				return nil
-			}},
+			}),
 		},
 	}
 }
 
-func addWebhook(c *Call, w Webhooks) error {
+// addWebhook adds a hook; args are URL and the options.
+func addWebhook(c *Call, w Webhooks, args []string) error {
 	var events []string
-	opts := c.Args[2:]
+	opts := args[1:]
 	for i := 0; i < len(opts); i++ {
 		o := opts[i]
 		switch {
@@ -110,7 +121,7 @@ func addWebhook(c *Call, w Webhooks) error {
 	if len(b) > maxSecret {
 		return fmt.Errorf("the secret on stdin is longer than %d bytes", maxSecret)
 	}
-	h, err := w.Add(c.Repo, c.Args[1], events, strings.TrimSpace(string(b)), c.User.Name)
+	h, err := w.Add(c.Repo, args[0], events, strings.TrimSpace(string(b)), c.User.Name)
 	if err != nil {
 		return err
 	}

@@ -26,8 +26,8 @@ func (r *Runner) emit(ctx context.Context, ev webhook.Event) {
 }
 
 // runEvent is the thin payload of a run: ids, state, commit, artifact,
-// environment, user. Never a log line.
-func runEvent(typ string, run *Run) webhook.Event {
+// environment, user, and how to read its log. Never a log line.
+func (r *Runner) runEvent(typ string, run *Run) webhook.Event {
 	f := map[string]any{
 		"pipeline": run.Pipeline, "run": run.Number, "kind": string(run.Kind), "state": string(run.State),
 		"commit": run.Commit, "trigger": run.Trigger,
@@ -36,6 +36,9 @@ func runEvent(typ string, run *Run) webhook.Event {
 		if v != "" {
 			f[k] = v
 		}
+	}
+	if r.cfg.LogsHint != nil {
+		f["logs"] = r.cfg.LogsHint(run.Repo, run.Pipeline, run.Number)
 	}
 	if run.Kind == Deploy {
 		f["rollback"] = strings.HasPrefix(run.Trigger, "rollback")
@@ -50,7 +53,7 @@ func (r *Runner) emitStarted(run *Run) {
 	if run.Kind == Deploy {
 		typ = webhook.DeployStarted
 	}
-	r.emit(context.Background(), runEvent(typ, run))
+	r.emit(context.Background(), r.runEvent(typ, run))
 }
 
 func (r *Runner) emitFinished(run *Run) {
@@ -58,7 +61,7 @@ func (r *Runner) emitFinished(run *Run) {
 	if run.Kind == Deploy {
 		typ = webhook.DeployFinished
 	}
-	r.emit(context.Background(), runEvent(typ, run))
+	r.emit(context.Background(), r.runEvent(typ, run))
 	if run.Kind == Build && run.State == Passed && run.Artifact != "" {
 		r.emit(context.Background(), webhook.Event{Type: webhook.ArtifactRecorded, Repo: run.Repo, Fields: map[string]any{
 			"pipeline": run.Pipeline, "run": run.Number, "commit": run.Commit, "artifact": run.Artifact,

@@ -65,6 +65,10 @@ type Config struct {
 	MaxArtifactSize int64
 	// Events, when set, queues webhook events (events.go).
 	Events Emitter
+	// LogsHint, when set, says how to read a run's log (the push's
+	// "ssh -p PORT git@HOST logs REPO PIPELINE N -f"); run and deploy
+	// events carry it as "logs".
+	LogsHint func(repo, pipeline string, n int) string
 }
 
 // Runner queues runs and executes them, --max-jobs at a time.

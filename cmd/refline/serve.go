@@ -285,8 +285,14 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 	if err != nil {
 		return err
 	}
+	var sshPort atomic.Value
+	sshPort.Store("2222")
+	logsHint := func(repo, pipeline string, n int) string {
+		return fmt.Sprintf("ssh -p %s git@%s logs %s %s %d -f", sshPort.Load(), host, repo, pipeline, n)
+	}
 	runner, err := pipelines.New(pipelines.Config{
 		Events:     webhooks,
+		LogsHint:   logsHint,
 		DataDir:    data,
 		Repos:      store,
 		Executor:   executor,
@@ -312,11 +318,6 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 	}
 	if err := runner.Start(ctx); err != nil {
 		return err
-	}
-	var sshPort atomic.Value
-	sshPort.Store("2222")
-	logsHint := func(repo, pipeline string, n int) string {
-		return fmt.Sprintf("ssh -p %s git@%s logs %s %s %d -f", sshPort.Load(), host, repo, pipeline, n)
 	}
 	hookSrv, err := hooks.Listen(hooks.Config{
 		Socket:     socket,
