@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -169,21 +170,37 @@ func scriptEnv(ts *testscript.TestScript) []string {
 	return env
 }
 
-// cmdHTTPGet fetches a URL from the server's HTTP endpoint to stdout.
+// cmdHTTPGet fetches a URL from the server's HTTP endpoint to stdout. With
+// -until REGEXP it fetches again until the body matches (30s at most), for
+// waiting on a metric.
 func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
+	var until *regexp.Regexp
+	if len(args) == 3 && args[0] == "-until" {
+		until, args = regexp.MustCompile(args[1]), args[2:]
+	}
 	if len(args) != 1 {
-		ts.Fatalf("usage: httpget URL")
+		ts.Fatalf("usage: httpget [-until REGEXP] URL")
 	}
-	resp, err := http.Get(args[0])
-	ts.Check(err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	ts.Check(err)
-	ok := resp.StatusCode == http.StatusOK
-	if ok == neg {
-		ts.Fatalf("GET %s: %s", args[0], resp.Status)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(args[0])
+		ts.Check(err)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		ts.Check(err)
+		ok := resp.StatusCode == http.StatusOK
+		if ok == neg {
+			ts.Fatalf("GET %s: %s", args[0], resp.Status)
+		}
+		if until == nil || until.Match(body) {
+			ts.Stdout().Write(body)
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("GET %s: no match for %s after 30s", args[0], until)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	ts.Stdout().Write(body)
 }
 
 // cmdPushRace clones URL N times, makes a different commit in each clone and
