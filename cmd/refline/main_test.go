@@ -41,6 +41,15 @@ func TestScripts(t *testing.T) {
 			t.Fatalf("%s is required for the end-to-end tests: %v", tool, err)
 		}
 	}
+	// The helper scripts are written once, here, before the stories run in
+	// parallel: a script written while another story forks can be "text
+	// file busy" when run, and sh then quietly runs the next one of that
+	// name on PATH (the real ssh, without the story's options).
+	scriptBin = filepath.Join(t.TempDir(), "bin")
+	readmeBin = filepath.Join(t.TempDir(), "readme-bin")
+	if err := writeScripts(scriptBin, readmeBin); err != nil {
+		t.Fatal(err)
+	}
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		Setup:               setupScript,
@@ -75,6 +84,33 @@ func setupScript(env *testscript.Env) error {
 			return err
 		}
 	}
+	gitconfig := "[user]\n\tname = Test User\n\temail = test@example.com\n[init]\n\tdefaultBranch = master\n[advice]\n\tdetachedHead = false\n"
+	if err := os.WriteFile(filepath.Join(home, ".gitconfig"), []byte(gitconfig), 0o644); err != nil {
+		return err
+	}
+	env.Setenv("HOME", home)
+	env.Setenv("PATH", bin+string(os.PathListSeparator)+scriptBin+string(os.PathListSeparator)+env.Getenv("PATH"))
+	env.Setenv("GIT_SSH_COMMAND", "gitssh")
+	env.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+	// Hooks run by git commands in the scripts are this (maybe
+	// race-enabled) binary: no second of sleep at each exit.
+	env.Setenv("GORACE", "atexit_sleep_ms=0")
+	env.Setenv("DATA", filepath.Join(env.WorkDir, "data"))
+	env.Values["server"] = &serverSlot{}
+	// The README's example, as shipped, for the quickstart story.
+	return os.CopyFS(filepath.Join(env.WorkDir, "examples"), os.DirFS("../../examples"))
+}
+
+// scriptBin holds the helper scripts every story has on PATH, readmeBin the
+// ssh that README steps run (see cmdReadme); TestScripts writes both once.
+var scriptBin, readmeBin string
+
+func writeScripts(bin, readme string) error {
+	for _, d := range []string{bin, readme} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
 	sshOpts := `-F /dev/null -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes -o IdentitiesOnly=yes`
 	scripts := map[string]string{
 		// gitssh is GIT_SSH_COMMAND: ssh as $AS (default alice).
@@ -89,21 +125,16 @@ func setupScript(env *testscript.Env) error {
 			return err
 		}
 	}
-	gitconfig := "[user]\n\tname = Test User\n\temail = test@example.com\n[init]\n\tdefaultBranch = master\n[advice]\n\tdetachedHead = false\n"
-	if err := os.WriteFile(filepath.Join(home, ".gitconfig"), []byte(gitconfig), 0o644); err != nil {
+	realSSH, err := exec.LookPath("ssh")
+	if err != nil {
 		return err
 	}
-	env.Setenv("HOME", home)
-	env.Setenv("PATH", bin+string(os.PathListSeparator)+env.Getenv("PATH"))
-	env.Setenv("GIT_SSH_COMMAND", "gitssh")
-	env.Setenv("GIT_CONFIG_NOSYSTEM", "1")
-	// Hooks run by git commands in the scripts are this (maybe
-	// race-enabled) binary: no second of sleep at each exit.
-	env.Setenv("GORACE", "atexit_sleep_ms=0")
-	env.Setenv("DATA", filepath.Join(env.WorkDir, "data"))
-	env.Values["server"] = &serverSlot{}
-	// The README's example, as shipped, for the quickstart story.
-	return os.CopyFS(filepath.Join(env.WorkDir, "examples"), os.DirFS("../../examples"))
+	// README steps run plain `ssh refline …`: this ssh reads the story's
+	// ~/.ssh/config (OpenSSH takes ~ from the password file, not $HOME)
+	// and uses the story user's key.
+	wrapper := fmt.Sprintf("#!/bin/sh\nexec %s -F \"$HOME/.ssh/config\" -i \"$HOME/.ssh/id_${AS:-alice}\" -o IdentitiesOnly=yes "+
+		"-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes \"$@\"\n", realSSH)
+	return os.WriteFile(filepath.Join(readme, "ssh"), []byte(wrapper), 0o755)
 }
 
 func writeUserKey(path, comment string) error {

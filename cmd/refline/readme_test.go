@@ -140,21 +140,13 @@ func cmdReadme(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	ts.Logf("README step %d:\n%s", n, text)
 
-	realSSH, err := exec.LookPath("ssh")
-	ts.Check(err)
-	bin := filepath.Join(ts.Getenv("WORK"), "readme-bin")
-	ts.Check(os.MkdirAll(bin, 0o755))
-	wrapper := fmt.Sprintf("#!/bin/sh\nexec %s -F \"$HOME/.ssh/config\" -i \"$HOME/.ssh/id_${AS:-alice}\" -o IdentitiesOnly=yes "+
-		"-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes \"$@\"\n", realSSH)
-	ts.Check(os.WriteFile(filepath.Join(bin, "ssh"), []byte(wrapper), 0o755))
-
 	cmd := exec.Command("sh", "-e", "-c", text)
 	cmd.Dir = ts.MkAbs(".")
 	for _, kv := range scriptEnv(ts) {
 		switch {
 		case strings.HasPrefix(kv, "GIT_SSH_COMMAND="):
 		case strings.HasPrefix(kv, "PATH="):
-			cmd.Env = append(cmd.Env, "PATH="+bin+string(os.PathListSeparator)+strings.TrimPrefix(kv, "PATH="))
+			cmd.Env = append(cmd.Env, "PATH="+readmeBin+string(os.PathListSeparator)+strings.TrimPrefix(kv, "PATH="))
 		default:
 			cmd.Env = append(cmd.Env, kv)
 		}
