@@ -304,56 +304,42 @@ type e2eResult struct {
 
 // tarServer answers a line "N" with a tar of root/N/files (as "files/…").
 func tarServer(root string) (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				line, err := bufio.NewReader(conn).ReadString('\n')
-				if err != nil || strings.Contains(line, "/") || strings.Contains(line, "..") {
-					return
-				}
-				dir := filepath.Join(root, strings.TrimSpace(line))
-				tw := tar.NewWriter(conn)
-				_ = filepath.WalkDir(filepath.Join(dir, "files"), func(p string, d fs.DirEntry, err error) error {
-					if err != nil {
-						return err
-					}
-					fi, err := d.Info()
-					if err != nil {
-						return err
-					}
-					h, err := tar.FileInfoHeader(fi, "")
-					if err != nil {
-						return err
-					}
-					rel, _ := filepath.Rel(dir, p)
-					h.Name = filepath.ToSlash(rel)
-					if err := tw.WriteHeader(h); err != nil {
-						return err
-					}
-					if d.Type().IsRegular() {
-						b, err := os.ReadFile(p)
-						if err != nil {
-							return err
-						}
-						_, err = tw.Write(b)
-						return err
-					}
-					return nil
-				})
-				_ = tw.Close()
-			}()
+	return serveLoopback(func(conn net.Conn) {
+		line, err := bufio.NewReader(conn).ReadString('\n')
+		if err != nil || strings.Contains(line, "/") || strings.Contains(line, "..") {
+			return
 		}
-	}()
-	return ln.Addr().String(), nil
+		dir := filepath.Join(root, strings.TrimSpace(line))
+		tw := tar.NewWriter(conn)
+		_ = filepath.WalkDir(filepath.Join(dir, "files"), func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			h, err := tar.FileInfoHeader(fi, "")
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(dir, p)
+			h.Name = filepath.ToSlash(rel)
+			if err := tw.WriteHeader(h); err != nil {
+				return err
+			}
+			if d.Type().IsRegular() {
+				b, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				_, err = tw.Write(b)
+				return err
+			}
+			return nil
+		})
+		_ = tw.Close()
+	})
 }
 
 // artifactEndToEnd pushes to a refline repository whose pipeline copies a

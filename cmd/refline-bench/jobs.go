@@ -429,6 +429,19 @@ func pipelinesMain(args []string) error {
 // stages and writes each into work/NAME/COMMIT, for waitStamp. It returns
 // its address.
 func stampServer(work string) (string, error) {
+	return serveLoopback(func(conn net.Conn) {
+		b, _ := io.ReadAll(io.LimitReader(conn, 1024))
+		f := strings.Fields(string(b))
+		if len(f) != 2 || strings.Contains(f[0], "..") {
+			return
+		}
+		_ = os.WriteFile(filepath.Join(work, f[0]), []byte(f[1]+"\n"), 0o644)
+	})
+}
+
+// serveLoopback answers every connection to a new loopback port with
+// handle, which need not close it, and returns the address.
+func serveLoopback(handle func(net.Conn)) (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
@@ -441,12 +454,7 @@ func stampServer(work string) (string, error) {
 			}
 			go func() {
 				defer conn.Close()
-				b, _ := io.ReadAll(io.LimitReader(conn, 1024))
-				f := strings.Fields(string(b))
-				if len(f) != 2 || strings.Contains(f[0], "..") {
-					return
-				}
-				_ = os.WriteFile(filepath.Join(work, f[0]), []byte(f[1]+"\n"), 0o644)
+				handle(conn)
 			}()
 		}
 	}()
