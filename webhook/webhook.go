@@ -446,27 +446,38 @@ func (s *Service) Emit(ctx context.Context, ev Event) error {
 		}
 	}
 	s.mu.Unlock()
-	var errs []error
-	for _, id := range targets {
-		d := newDeliveryID()
-		payload := map[string]any{}
-		for k, v := range ev.Fields {
-			payload[k] = v
-		}
-		payload["event"] = ev.Type
-		payload["delivery"] = d
-		payload["timestamp"] = s.cfg.Now().UTC().Format(time.RFC3339Nano)
-		payload["repo"] = ev.Repo
-		body, err := json.Marshal(payload)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if err := s.enqueue(id, &queued{Delivery: d, Event: ev.Type, Body: body}); err != nil {
-			errs = append(errs, err)
-		}
+	// Each hook's queue file is written and synced (file and directory) on
+	// its own goroutine: the file system commits syncs that overlap
+	// together, so a push with five hooks waits about as long as with one.
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	for i, id := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.emitTo(id, ev)
+		}()
 	}
+	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// emitTo queues ev for one hook, under a delivery id of its own.
+func (s *Service) emitTo(id string, ev Event) error {
+	d := newDeliveryID()
+	payload := map[string]any{}
+	for k, v := range ev.Fields {
+		payload[k] = v
+	}
+	payload["event"] = ev.Type
+	payload["delivery"] = d
+	payload["timestamp"] = s.cfg.Now().UTC().Format(time.RFC3339Nano)
+	payload["repo"] = ev.Repo
+	body, err := json.Marshal(payload)
+	if err != nil {
+		return err
+	}
+	return s.enqueue(id, &queued{Delivery: d, Event: ev.Type, Body: body})
 }
 
 func newDeliveryID() string {
