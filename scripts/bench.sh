@@ -24,6 +24,9 @@
 #                p99), refline's RSS and open files: idle, then while the
 #                benchmark holds 10,000 silent connections and floods env
 #                requests
+#   webhooks     push → run.finished delivered to a loopback receiver (p50,
+#                p90); a push's wall time with 5 hooks on a receiver that
+#                answers after 5 s against none, alternating
 #
 # The Go side of it is cmd/refline-bench. Needs root (it creates a git-shell
 # user and runs a private sshd), Go and git; installs openssh-server/-client
@@ -40,6 +43,8 @@
 #   BENCH_STAGES     sandbox: timed stages per executor (default 300)
 #   BENCH_HOSTILE_RUNS  hostile: timed runs of each operation per phase (default 30)
 #   BENCH_HOSTILE_CONNS hostile: silent connections (default 10000)
+#   BENCH_WEBHOOK_PUSHES webhooks: timed pushes for push → run.finished delivered (default 30)
+#   BENCH_WEBHOOK_PAIRS  webhooks: timed pushes per repository, 5 slow hooks and none (default 20)
 #   BENCH_SSHD_MAX_STARTUPS  sshd's MaxStartups (default 100:30:200; see below)
 #   BENCH_EXECUTOR   the --executor of the server the job sections drive
 #                    (default sandbox: the builds fetch their files and send
@@ -51,7 +56,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-SECTIONS=transport,pipelines,deploys,artifacts,concurrency,sandbox,manyrefs,hostile
+SECTIONS=transport,pipelines,deploys,artifacts,concurrency,sandbox,manyrefs,hostile,webhooks
 ONLY=${BENCH_ONLY:-$SECTIONS}
 RUNS=${BENCH_RUNS:-7}
 PUSHES=${BENCH_PUSHES:-60}
@@ -61,6 +66,8 @@ CONC_RUNS=${BENCH_CONC_RUNS:-5}
 STAGES=${BENCH_STAGES:-300}
 HOSTILE_RUNS=${BENCH_HOSTILE_RUNS:-30}
 HOSTILE_CONNS=${BENCH_HOSTILE_CONNS:-10000}
+WEBHOOK_PUSHES=${BENCH_WEBHOOK_PUSHES:-30}
+WEBHOOK_PAIRS=${BENCH_WEBHOOK_PAIRS:-20}
 BENCH_USER=${BENCH_USER:-refline-bench}
 DOC=$ROOT/docs/BENCHMARKS.md
 GIT_SHELL=/usr/bin/git-shell
@@ -72,14 +79,14 @@ if [ -n "${MAKELEVEL:-}" ]; then
 else
 	COMMAND="./scripts/bench.sh${*:+ $*}"
 fi
-for v in BENCH_HOSTILE_CONNS BENCH_HOSTILE_RUNS BENCH_SSHD_MAX_STARTUPS BENCH_EXECUTOR BENCH_STAGES BENCH_CONC_RUNS BENCH_ART_RUNS BENCH_DEPLOYS BENCH_PUSHES BENCH_RUNS BENCH_ONLY; do
+for v in BENCH_WEBHOOK_PAIRS BENCH_WEBHOOK_PUSHES BENCH_HOSTILE_CONNS BENCH_HOSTILE_RUNS BENCH_SSHD_MAX_STARTUPS BENCH_EXECUTOR BENCH_STAGES BENCH_CONC_RUNS BENCH_ART_RUNS BENCH_DEPLOYS BENCH_PUSHES BENCH_RUNS BENCH_ONLY; do
 	[ -n "${!v:-}" ] && COMMAND="$v=${!v} $COMMAND"
 done
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
-for v in RUNS PUSHES DEPLOYS ART_RUNS CONC_RUNS STAGES HOSTILE_RUNS HOSTILE_CONNS; do
+for v in RUNS PUSHES DEPLOYS ART_RUNS CONC_RUNS STAGES HOSTILE_RUNS HOSTILE_CONNS WEBHOOK_PUSHES WEBHOOK_PAIRS; do
 	case ${!v} in '' | *[!0-9]* | 0) die "BENCH_$v must be a positive number, not '${!v}'" ;; esac
 done
 IFS=, read -ra only <<<"$ONLY"
@@ -239,9 +246,11 @@ wait_for() { # seconds description command...: poll until the command succeeds
 
 # --- refline -----------------------------------------------------------------
 DATA=$WORK/refline-data
+# --webhook-allow-private: the webhooks section's receivers are on
+# loopback; no other section adds a hook.
 "$WORK/bin/refline" serve --data "$DATA" --ssh-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
 	--executor "${BENCH_EXECUTOR:-sandbox}" --deploy-path "$WORK/client/deploy-stamps" \
-	--admin-key "$KEY.pub" >"$WORK/refline.log" 2>&1 &
+	--webhook-allow-private --admin-key "$KEY.pub" >"$WORK/refline.log" 2>&1 &
 REFLINE_PID=$!
 refline_ready() {
 	kill -0 "$REFLINE_PID" 2>/dev/null || die "refline exited: $(tail -5 "$WORK/refline.log")"
@@ -430,4 +439,11 @@ if want hostile; then
 	step 20m "$BENCH" hostile -runs "$HOSTILE_RUNS" -conns "$HOSTILE_CONNS" -work "$WORK/client" -command "$COMMAND" \
 		"${REFLINE[@]}" -refline-pid "$REFLINE_PID" -out "$WORK/hostile.md"
 	write_section hostile "## Hostile load"
+fi
+
+if want webhooks; then
+	log "webhooks: $WEBHOOK_PUSHES pushes to a fast receiver, then $WEBHOOK_PAIRS pairs with 5 slow hooks and none, plus warm-ups"
+	step 20m "$BENCH" webhooks -pushes "$WEBHOOK_PUSHES" -pairs "$WEBHOOK_PAIRS" -work "$WORK/client" -command "$COMMAND" \
+		"${REFLINE[@]}" -out "$WORK/webhooks.md"
+	write_section webhooks "## Webhooks"
 fi

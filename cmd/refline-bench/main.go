@@ -1,7 +1,7 @@
 // Command refline-bench holds the Go parts of `make bench` (scripts/bench.sh):
 // it generates the test repository, times git operations, pipeline and
-// deploy starts, artifact recording and bursts of clients against refline
-// and against the alternatives (OpenSSH + git-shell, git itself) while
+// deploy starts, artifact recording, webhook deliveries and bursts of
+// clients against refline and against the alternatives (OpenSSH + git-shell, git itself) while
 // sampling each server's memory, and writes each section of
 // docs/BENCHMARKS.md. The shell script does the machine setup (packages, the
 // git-shell user, starting and stopping the servers).
@@ -44,6 +44,8 @@ func main() {
 		err = manyrefsMain(os.Args[2:])
 	case "hostile":
 		err = hostileMain(os.Args[2:])
+	case "webhooks":
+		err = webhooksMain(os.Args[2:])
 	case "section":
 		err = sectionMain(os.Args[2:])
 	case "freeport":
@@ -78,6 +80,7 @@ func usage(w io.Writer) {
   sandbox      time what the sandbox executor adds to a stage against the local one
   manyrefs     push, clone, fetch and ls-remote of a repository with thousands of refs
   hostile      a legitimate user's operations, idle and under silent-connection and env floods
+  webhooks     time push → run.finished delivered, and a push with hooks on a slow receiver
   section      replace one "## " section of a markdown file
   freeport     print a free TCP port on 127.0.0.1
   nc           connect stdin/stdout to HOST PORT (ssh ProxyCommand with TCP_NODELAY)
