@@ -43,8 +43,8 @@
 #   BENCH_STAGES     sandbox: timed stages per executor (default 300)
 #   BENCH_HOSTILE_RUNS  hostile: timed runs of each operation per phase (default 30)
 #   BENCH_HOSTILE_CONNS hostile: silent connections (default 10000)
-#   BENCH_WEBHOOK_PUSHES webhooks: timed pushes for push → run.finished delivered (default 30)
-#   BENCH_WEBHOOK_PAIRS  webhooks: timed pushes per repository, 5 slow hooks and none (default 20)
+#   BENCH_WEBHOOK_PUSHES webhooks: timed pushes for push → run.finished delivered (default 40)
+#   BENCH_WEBHOOK_PAIRS  webhooks: timed pushes per repository, 5 slow hooks and none (default 40)
 #   BENCH_SSHD_MAX_STARTUPS  sshd's MaxStartups (default 100:30:200; see below)
 #   BENCH_EXECUTOR   the --executor of the server the job sections drive
 #                    (default sandbox: the builds fetch their files and send
@@ -66,8 +66,8 @@ CONC_RUNS=${BENCH_CONC_RUNS:-5}
 STAGES=${BENCH_STAGES:-300}
 HOSTILE_RUNS=${BENCH_HOSTILE_RUNS:-30}
 HOSTILE_CONNS=${BENCH_HOSTILE_CONNS:-10000}
-WEBHOOK_PUSHES=${BENCH_WEBHOOK_PUSHES:-30}
-WEBHOOK_PAIRS=${BENCH_WEBHOOK_PAIRS:-20}
+WEBHOOK_PUSHES=${BENCH_WEBHOOK_PUSHES:-40}
+WEBHOOK_PAIRS=${BENCH_WEBHOOK_PAIRS:-40}
 BENCH_USER=${BENCH_USER:-refline-bench}
 DOC=$ROOT/docs/BENCHMARKS.md
 GIT_SHELL=/usr/bin/git-shell
