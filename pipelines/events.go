@@ -2,7 +2,9 @@ package pipelines
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"time"
 
 	"github.com/refline/refline/webhook"
 )
@@ -43,7 +45,14 @@ func (r *Runner) runEvent(typ string, run *Run) webhook.Event {
 	if run.Kind == Deploy {
 		f["rollback"] = strings.HasPrefix(run.Trigger, "rollback")
 	}
-	return webhook.Event{Type: typ, Repo: run.Repo, Fields: f}
+	return webhook.Event{Type: typ, Repo: run.Repo, Fields: f, Key: eventKey(run, typ)}
+}
+
+// eventKey names one event of one run for good, so that a report made again
+// after a restart keeps its delivery id: the queue time tells apart runs
+// of a repository deleted and created again under the same numbers.
+func eventKey(run *Run, typ string) string {
+	return fmt.Sprintf("%s\x00%s\x00%d\x00%s\x00%s", run.Repo, run.Pipeline, run.Number, run.Queued.UTC().Format(time.RFC3339Nano), typ)
 }
 
 // emitStarted and emitFinished report a run's start and end;
@@ -65,7 +74,7 @@ func (r *Runner) emitFinished(run *Run) {
 	if run.Kind == Build && run.State == Passed && run.Artifact != "" {
 		r.emit(context.Background(), webhook.Event{Type: webhook.ArtifactRecorded, Repo: run.Repo, Fields: map[string]any{
 			"pipeline": run.Pipeline, "run": run.Number, "commit": run.Commit, "artifact": run.Artifact,
-		}})
+		}, Key: eventKey(run, webhook.ArtifactRecorded)})
 	}
 }
 

@@ -65,6 +65,13 @@ type Event struct {
 	Type   string
 	Repo   string
 	Fields map[string]any
+	// Key, when set, names this one occurrence for good (a run's end: its
+	// repository, pipeline, number and queue time). An emitter that
+	// reports it again, as after a crash between reporting and noting it,
+	// gets for each hook the delivery id of the first report, so that a
+	// receiver deduplicating on X-Refline-Delivery sees it once. Empty: a
+	// new id each time.
+	Key string
 }
 
 // Delivery timing. A delivery is tried at once, then after about 1 s, 2 s,
@@ -465,6 +472,9 @@ func (s *Service) Emit(ctx context.Context, ev Event) error {
 // emitTo queues ev for one hook, under a delivery id of its own.
 func (s *Service) emitTo(id string, ev Event) error {
 	d := newDeliveryID()
+	if ev.Key != "" {
+		d = keyedDeliveryID(id, ev.Key)
+	}
 	payload := map[string]any{}
 	for k, v := range ev.Fields {
 		payload[k] = v
@@ -484,6 +494,17 @@ func newDeliveryID() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// keyedDeliveryID is the delivery id of a keyed event for one hook: a
+// version 8 (RFC 9562) UUID from a hash of both, the same every time.
+func keyedDeliveryID(hook, key string) string {
+	sum := sha256.Sum256([]byte("refline webhook delivery\x00" + hook + "\x00" + key))
+	b := sum[:16]
+	b[6] = b[6]&0x0f | 0x80
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b)
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]

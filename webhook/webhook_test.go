@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -303,5 +305,68 @@ func BenchmarkEmit(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// A keyed event reported again (after a crash between reporting a run's
+// end and noting it) keeps, for each hook, the delivery id of the first
+// report, so that receivers deduplicating on X-Refline-Delivery see it
+// once; unkeyed events and other hooks get ids of their own.
+func TestKeyedEventKeepsItsDeliveryID(t *testing.T) {
+	dir := t.TempDir()
+	s := newService(t, dir, time.Now)
+	var hooks []string
+	for range 2 {
+		h, err := s.Add("app", "http://127.0.0.1:9/h", nil, "k", "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hooks = append(hooks, h.ID)
+	}
+	keyed := Event{Type: RunFinished, Repo: "app", Key: "app\x00web\x007\x00queued\x00run.finished"}
+	for _, ev := range []Event{keyed, {Type: Push, Repo: "app"}, {Type: Push, Repo: "app"}} {
+		if err := s.Emit(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The same event from a new instance, as after a restart.
+	if err := newService(t, dir, time.Now).Emit(context.Background(), keyed); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i, id := range hooks {
+		ents, err := os.ReadDir(s.queueDir(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range ents {
+			var q queued
+			b, err := os.ReadFile(filepath.Join(s.queueDir(id), e.Name()))
+			if err == nil {
+				err = json.Unmarshal(b, &q)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var p map[string]any
+			if err := json.Unmarshal(q.Body, &p); err != nil || p["delivery"] != q.Delivery {
+				t.Fatalf("hook %d: body %s does not carry its delivery id %s", i, q.Body, q.Delivery)
+			}
+			got = append(got, q.Event+" "+q.Delivery)
+		}
+		if len(got) != 4 {
+			t.Fatalf("hook %d: %d queued, want 4: %v", i, len(got), got)
+		}
+		// In queue order: run.finished, push, push, run.finished again.
+		if got[0] != got[3] || got[1] == got[2] || got[0] == got[1] {
+			t.Fatalf("hook %d: deliveries %v: want the keyed event's id twice and two new ids", i, got)
+		}
+		for _, g := range got[:3] {
+			if seen[g] {
+				t.Fatalf("hook %d: delivery %s also went to another hook", i, g)
+			}
+			seen[g] = true
+		}
 	}
 }
