@@ -412,7 +412,7 @@ func reportWebhooks(c webhooksConfig, r webhookResults) error {
 	fmt.Fprintf(&table, "| of which: the run's `finished` (run.json) → the receiver read `run.finished` | %s | %s | %s | |\n",
 		ms(percentile(lag, 50)), ms(percentile(lag, 90)), ms(maxDuration(lag)))
 	fmt.Fprintf(&table, "| `git push` wall time, repository with %d hooks on a receiver answering after %s | %s | %s | %s | |\n",
-		c.hooks, c.delay, ms(median(r.withHooks)), ms(percentile(r.withHooks, 90)), ms(maxDuration(r.withHooks)))
+		c.hooks, seconds(c.delay), ms(median(r.withHooks)), ms(percentile(r.withHooks, 90)), ms(maxDuration(r.withHooks)))
 	fmt.Fprintf(&table, "| `git push` wall time, repository without hooks | %s | %s | %s | |\n",
 		ms(median(r.without)), ms(percentile(r.without, 90)), ms(maxDuration(r.without)))
 	fmt.Fprintf(&table, "| **ratio of the medians** (%d hooks on a slow receiver / none) | %.2f× | | | ≤ 1.1×: %s |\n",
@@ -432,7 +432,7 @@ func reportWebhooks(c webhooksConfig, r webhookResults) error {
 	w("%s\n", table.String())
 	w("- **Push → `run.finished` delivered**: one hook (all events) on a receiver that answers 200 at once; %d timed pushes of a one-file change after %d untimed ones, each waiting for the run to end before the next. The time runs from just before `git push` starts to the receiver having read the request whose `X-Refline-Event` is `run.finished` and whose body's `commit` is the pushed one; the hook delivers `push` and `run.started` first, in order. The second row is the part after the run's end as run.json records it (`finished`): recording the run (a signed commit on `refs/runs/web`, which the event waits for so that it never announces a run the server has not recorded), queueing the event (a synced file), the hook's worker waking, and the POST. The receiver got %d requests in this part, every signature right.\n", c.pushes, c.warmup, r.fastRequests)
 	w("- **Slow receiver**: %d hooks (all events) of one repository on a receiver that answers each request after %s, and a second repository with the same pipeline and no hooks; pushes alternate between the two (%d timed each after %d untimed pairs; which goes first alternates), each waiting for its run to end. Every push to the first queues `push`, `run.started`, `run.finished` and `artifact.recorded` for each hook, %d deliveries, which the hooks' workers take %s each to get through, so their backlog grows all along: at the start of every timed push with hooks at least %d requests were open at the receiver, it received %d requests during the timed pushes, and %d deliveries were still queued when the section ended (their hooks are then removed). A push waits only for its `push` event to be written to each hook's queue (a synced file per hook, in the post-receive hook), never for a receiver.\n",
-		c.hooks, c.delay, c.pairs, c.warmup, 4*c.hooks, c.delay, minOpen, r.slowStarted, r.queuedAtEnd)
+		c.hooks, seconds(c.delay), c.pairs, c.warmup, 4*c.hooks, seconds(c.delay), minOpen, r.slowStarted, r.queuedAtEnd)
 	w("- **p90** is nearest-rank: value %d of the %d sorted ones.\n", percentileRank(len(delivered), 90), len(delivered))
 	w("\nRaw times (ms, in order):\n\n```\n")
 	w("push → run.finished read     %s\n", rawMs(delivered))
@@ -443,3 +443,6 @@ func reportWebhooks(c webhooksConfig, r webhookResults) error {
 	w("```\n\nMachine:\n\n%s- load average (1, 5, 15 min) before the runs %s, after them %s (other work shares the machine)\n", machine(), r.loadBefore, loadavg())
 	return os.WriteFile(c.out, doc.Bytes(), 0o644)
 }
+
+// seconds formats a whole number of seconds as prose does: "5 s".
+func seconds(d time.Duration) string { return fmt.Sprintf("%g s", d.Seconds()) }
