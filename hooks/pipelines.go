@@ -141,6 +141,10 @@ func (t PipelineTrigger) React(ctx context.Context, ev *Event, out io.Writer) {
 	}
 	var started []*pipelines.Run
 	user := ev.Session.User
+	var pushID string
+	if ev.Session.Source == SourcePush {
+		pushID = ev.Session.ID
+	}
 	if ev.Session.Source == SourceLocal {
 		// A push to a path on the server machine: its runs, and the
 		// deploys they start, act for the operator there.
@@ -149,7 +153,7 @@ func (t PipelineTrigger) React(ctx context.Context, ev *Event, out io.Writer) {
 	for _, u := range ev.Updates {
 		p := pipelines.Push{
 			Repo: ev.Repo, GitDir: ev.GitDir, Ref: u.Ref, Old: u.Old, New: u.New,
-			DeployBranch: deploy, User: user, Options: ev.PushOptions, Received: received,
+			DeployBranch: deploy, User: user, Options: ev.PushOptions, Received: received, ID: pushID,
 		}
 		if dirs != nil && dirs[u.New] == "" {
 			// No run to start, but webhooks still hear of the update.

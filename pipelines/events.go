@@ -85,5 +85,14 @@ func (r *Runner) EmitPush(ctx context.Context, p Push) {
 	if p.User != "" {
 		f["user"] = p.User
 	}
-	r.emit(ctx, webhook.Event{Type: webhook.Push, Repo: p.Repo, Fields: f})
+	r.emit(ctx, webhook.Event{Type: webhook.Push, Repo: p.Repo, Fields: f, Key: pushKey(p)})
+}
+
+// pushKey names one ref update of one push for good. Old and new are in it
+// because one SSH connection may carry more than one push.
+func pushKey(p Push) string {
+	if p.ID == "" {
+		return ""
+	}
+	return strings.Join([]string{webhook.Push, p.Repo, p.ID, p.Ref, p.Old, p.New}, "\x00")
 }

@@ -24,6 +24,7 @@ import (
 // and removed when post-receive has queued its runs.
 
 type journalEntry struct {
+	ID      string    `json:"id,omitempty"`
 	Repo    string    `json:"repo"`
 	GitDir  string    `json:"git_dir"`
 	User    string    `json:"user"`
@@ -79,7 +80,7 @@ func (r *pushJournal) add(id, repo, gitDir, user string, options []string, updat
 			return nil
 		}
 	}
-	b, err := json.Marshal(journalEntry{Repo: repo, GitDir: gitDir, User: user, Options: options, Updates: moves, Time: time.Now().UTC()})
+	b, err := json.Marshal(journalEntry{ID: id, Repo: repo, GitDir: gitDir, User: user, Options: options, Updates: moves, Time: time.Now().UTC()})
 	if err != nil {
 		return err
 	}
@@ -129,7 +130,7 @@ func (r *pushJournal) replay(ctx context.Context, repos Repos, runner pushTrigge
 				continue
 			}
 			runs, err := runner.OnPush(ctx, Push{Repo: je.Repo, GitDir: je.GitDir, Ref: u.Ref, Old: u.Old, New: u.New,
-				DeployBranch: repos.DeployBranch(ctx, je.Repo), User: je.User, Options: je.Options, recovered: true})
+				DeployBranch: repos.DeployBranch(ctx, je.Repo), User: je.User, Options: je.Options, ID: je.ID, recovered: true})
 			if err != nil {
 				r.log.WithError(err).WithField("repo", je.Repo).Warn("replay push journal")
 			}

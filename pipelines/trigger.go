@@ -20,6 +20,10 @@ type Push struct {
 	User         string
 	Options      []string // git push -o values
 	Received     time.Time
+	// ID names the push for good (its SSH session's id, also kept in the
+	// push journal), so that a push replayed after a crash reports the
+	// same webhook delivery ids; "" for a push with no session.
+	ID string
 	// recovered marks a push replayed from the journal: pipelines that
 	// already have a build of the commit are skipped.
 	recovered bool
