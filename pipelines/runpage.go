@@ -212,9 +212,42 @@ const DefaultLogChunk = 1 << 20
 
 // logSection is one part of the log stream: a stage's header or its file.
 type logSection struct {
+	stage  string
 	header string // "--- NAME\n", or "" for a file
 	path   string
 	size   int64
+}
+
+// LogSpan is where one stage's part of a run's log stream lies: its
+// "--- NAME" header at Offset, Size bytes with the header.
+type LogSpan struct {
+	Stage  string `json:"stage"`
+	Offset int64  `json:"offset"`
+	Size   int64  `json:"size"`
+}
+
+// LogLayout lays out a run's log stream as it is now, one span per
+// started stage. It is read after the run: it covers at least the stages
+// run shows started.
+func (r *Runner) LogLayout(repo, pipeline string, n int) (run *Run, spans []LogSpan, err error) {
+	run, err = r.Get(repo, pipeline, n)
+	if err != nil {
+		return nil, nil, err
+	}
+	secs, err := r.logSections(run)
+	if err != nil {
+		return nil, nil, fmt.Errorf("log of %s: %w", run.ID(), err)
+	}
+	spans = []LogSpan{}
+	pos := int64(0)
+	for _, s := range secs {
+		if s.header != "" {
+			spans = append(spans, LogSpan{Stage: s.stage, Offset: pos})
+		}
+		spans[len(spans)-1].Size += s.size
+		pos += s.size
+	}
+	return run, spans, nil
 }
 
 // logSections lays out run's log stream as `logs` writes it. A stage's
@@ -227,7 +260,7 @@ func (r *Runner) logSections(run *Run) ([]logSection, error) {
 		if st.State == Queued || st.State == Skipped {
 			continue
 		}
-		out = append(out, logSection{header: "--- " + st.Name + "\n", size: int64(len("--- " + st.Name + "\n"))})
+		out = append(out, logSection{stage: st.Name, header: "--- " + st.Name + "\n", size: int64(len("--- " + st.Name + "\n"))})
 		path := r.store.logPath(run, st.Name)
 		fi, err := os.Stat(path)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -236,7 +269,7 @@ func (r *Runner) logSections(run *Run) ([]logSection, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, logSection{path: path, size: fi.Size()})
+		out = append(out, logSection{stage: st.Name, path: path, size: fi.Size()})
 	}
 	return out, nil
 }
