@@ -398,13 +398,19 @@ func (r *Deployer) Artifacts(repo, pipeline string, limit int) ([]Artifact, erro
 	}
 	out := []Artifact{}
 	for _, c := range chain {
-		t := refs.Trailers(c.Message)
-		out = append(out, Artifact{
-			Commit: c.Hash.String(), Run: first(t["Run"]), SourceCommit: first(t["Source-Commit"]),
-			Subject: strings.SplitN(c.Message, "\n", 2)[0], Time: c.Committer.When.UTC(), Inputs: t["Input"],
-		})
+		out = append(out, ArtifactOf(c))
 	}
 	return out, nil
+}
+
+// ArtifactOf is the history entry of an artifact commit, as `artifacts`
+// prints it.
+func ArtifactOf(c *object.Commit) Artifact {
+	t := refs.Trailers(c.Message)
+	return Artifact{
+		Commit: c.Hash.String(), Run: first(t["Run"]), SourceCommit: first(t["Source-Commit"]),
+		Subject: strings.SplitN(c.Message, "\n", 2)[0], Time: c.Committer.When.UTC(), Inputs: t["Input"],
+	}
 }
 
 // EnvStatus is one environment × pipeline of `status`.

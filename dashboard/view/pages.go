@@ -1,10 +1,8 @@
 package view
 
 import (
-	"context"
 	"time"
 
-	"github.com/refline/refline/access"
 	"github.com/refline/refline/pipelines"
 )
 
@@ -68,8 +66,10 @@ type StageView struct {
 	pipelines.StageResult
 	DurationMS int64 `json:"duration_ms"`
 	// LogOffset is where the stage's "--- NAME" header starts in the
-	// log stream, -1 while the stage has not started.
+	// log stream, -1 while the stage has not started; LogBytes is the
+	// length of its part with the header.
 	LogOffset int64 `json:"log_offset"`
+	LogBytes  int64 `json:"log_bytes"`
 }
 
 // ArtifactsPage is `/repos/REPO/pipelines/P/artifacts`: the chain,
@@ -226,58 +226,4 @@ type Arrival struct {
 	Run         int       `json:"run"`
 	Time        time.Time `json:"time"`
 	User        string    `json:"user,omitempty"`
-}
-
-// Overview lists the repositories u can read, each with its pipelines'
-// last run.
-func (v *View) Overview(ctx context.Context, u access.User) (*OverviewPage, error) {
-	return nil, errNotBuilt
-}
-
-// Repo is a repository's page.
-func (v *View) Repo(ctx context.Context, u access.User, repo string) (*RepoPage, error) {
-	return nil, errNotBuilt
-}
-
-// Activity is one page of runs of repo (pipeline "" for all its
-// pipelines), newest first, matching f. cursor is "" for the first page or
-// a previous page's Next; limit <= 0 means 50.
-func (v *View) Activity(ctx context.Context, u access.User, repo, pipeline string, f Filter, cursor string, limit int) (*ActivityPage, error) {
-	return nil, errNotBuilt
-}
-
-// Run is a run's page.
-func (v *View) Run(ctx context.Context, u access.User, repo, pipeline string, n int) (*RunPage, error) {
-	return nil, errNotBuilt
-}
-
-// LogFrom returns the run's log stream from offset on, at most max bytes
-// (max <= 0: 1 MiB).
-func (v *View) LogFrom(ctx context.Context, u access.User, repo, pipeline string, n int, offset int64, max int) (*pipelines.LogChunk, error) {
-	return nil, errNotBuilt
-}
-
-// Changed returns a channel closed at the run's next change.
-func (v *View) Changed(ctx context.Context, u access.User, repo, pipeline string, n int) (<-chan struct{}, error) {
-	return nil, errNotBuilt
-}
-
-// Artifacts is a page of a pipeline's artifact chain, newest first.
-func (v *View) Artifacts(ctx context.Context, u access.User, repo, pipeline, cursor string, limit int) (*ArtifactsPage, error) {
-	return nil, errNotBuilt
-}
-
-// Environment is an environment's page: its status and deploy history.
-func (v *View) Environment(ctx context.Context, u access.User, repo, env, cursor string, limit int) (*EnvironmentPage, error) {
-	return nil, errNotBuilt
-}
-
-// Board is the promotion board of a pipeline.
-func (v *View) Board(ctx context.Context, u access.User, repo, pipeline, cursor string, limit int) (*BoardPage, error) {
-	return nil, errNotBuilt
-}
-
-// ValueStream is the value stream of one commit.
-func (v *View) ValueStream(ctx context.Context, u access.User, repo, sha string) (*ValueStreamPage, error) {
-	return nil, errNotBuilt
 }

@@ -47,6 +47,7 @@ type Runs interface {
 	Pipelines(ctx context.Context, repo, rev string) ([]pipelines.PipelineInfo, error)
 	Page(repo, pipeline string, q pipelines.RunQuery) (pipelines.RunPage, error)
 	LogFrom(repo, pipeline string, n int, offset int64, max int) (pipelines.LogChunk, error)
+	LogLayout(repo, pipeline string, n int) (*pipelines.Run, []pipelines.LogSpan, error)
 	Changed(repo, pipeline string, n int) <-chan struct{}
 }
 
@@ -75,8 +76,6 @@ type View struct {
 
 // New returns a View reading through cfg.
 func New(cfg Config) *View { return &View{cfg: cfg} }
-
-var errNotBuilt = errors.New("view: not built yet")
 
 // readable checks that u may read repo, answering ErrNotFound otherwise.
 func (v *View) readable(repo string, u access.User) (access.Level, error) {
