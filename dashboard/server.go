@@ -215,7 +215,7 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 
 // loginSpend spends a ticket and opens the session.
 func (s *Server) loginSpend(w http.ResponseWriter, r *http.Request) {
-	t := r.PostFormValue("t")
+	t := r.FormValue("t") // the login URL itself may be POSTed: a POST is what link previews never send
 	user, id, err := s.cfg.Auth.Spend(t)
 	if err != nil {
 		s.render(w, r, http.StatusGone, "login", "Log in", nil, loginData{Hint: s.cfg.LoginHint(),

@@ -19,6 +19,7 @@ import (
 // the dashboard's address to put it in.
 type Logins interface {
 	NewTicket(user string) (string, error)
+	TicketTTL() time.Duration
 }
 
 // Tokens is what `token create|list|delete` use: each user's own API
@@ -54,7 +55,7 @@ func (s *Server) cmdLogin(c *Call) error {
 	}
 	u := strings.TrimSuffix(s.cfg.WebURL, "/") + "/login?t=" + t
 	c.Log.Info("login URL issued")
-	return c.Print(map[string]any{"url": u, "expires_in": int(auth.TicketTTL / time.Second)}, [][]string{{u}})
+	return c.Print(map[string]any{"url": u, "expires_in": int(s.cfg.Logins.TicketTTL() / time.Second)}, [][]string{{u}})
 }
 
 func (s *Server) cmdTokenCreate(c *Call) error {

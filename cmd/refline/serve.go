@@ -46,6 +46,7 @@ type serveFlags struct {
 	sshListen  string
 	httpListen string
 	httpURL    string
+	loginTTL   time.Duration
 	adminKeys  multiFlag
 	maxJobs    int
 	logFormat  string
@@ -76,6 +77,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.StringVar(&f.data, "data", "./refline-data", "all state: repos, keys, run records, work dirs")
 	fs.StringVar(&f.sshListen, "ssh-listen", ":2222", "SSH git + command endpoint")
 	fs.StringVar(&f.httpListen, "http-listen", "127.0.0.1:8080", "the dashboard, /healthz and /metrics")
+	fs.DurationVar(&f.loginTTL, "login-ttl", auth.TicketTTL, "how long a login URL from `ssh HOST login` works")
 	fs.StringVar(&f.httpURL, "http-url", "", "the dashboard's address as users reach it, for the URLs `login` prints (default: http:// and --http-listen's address, with this host's name for an unspecified IP)")
 	fs.Var(&f.adminKeys, "admin-key", "an OpenSSH public key (file or literal) given admin rights; repeatable")
 	fs.IntVar(&f.maxJobs, "max-jobs", runtime.NumCPU(), "jobs that run at once; the rest queue")
@@ -122,6 +124,9 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	}
 	if f.logFormat != "text" && f.logFormat != "json" {
 		return nil, fmt.Errorf("--log-format must be text or json, not %q", f.logFormat)
+	}
+	if f.loginTTL <= 0 {
+		return nil, fmt.Errorf("--login-ttl must be positive")
 	}
 	if f.maxJobs < 1 {
 		return nil, fmt.Errorf("--max-jobs must be at least 1")
@@ -364,6 +369,7 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 	if err != nil {
 		return err
 	}
+	webAuth.SetTicketTTL(f.loginTTL)
 	sshSrv := gitserver.New(gitserver.Config{
 		Listen:     f.sshListen,
 		HostKey:    keys.Host,

@@ -26,7 +26,8 @@ import (
 
 // Lifetimes.
 const (
-	// TicketTTL is how long a login URL may be spent (SPEC §11).
+	// TicketTTL is how long a login URL may be spent by default (SPEC
+	// §11); serve's --login-ttl changes it.
 	TicketTTL = 60 * time.Second
 	// SessionTTL is how long a browser session lasts.
 	SessionTTL = 12 * time.Hour
@@ -62,8 +63,9 @@ type Token struct {
 // Tickets and sessions are random 256-bit values, so a hash lookup needs no
 // constant-time comparison: the attacker would have to guess a preimage.
 type Store struct {
-	path string
-	now  func() time.Time
+	path      string
+	now       func() time.Time
+	ticketTTL time.Duration
 
 	mu       sync.Mutex
 	tickets  map[string]ticket  // hash → ticket
@@ -89,7 +91,7 @@ type tokenFile struct {
 // Open loads the token file at path (DATA/tokens.json), or starts empty
 // when it does not exist yet.
 func Open(path string) (*Store, error) {
-	s := &Store{path: path, now: time.Now, tickets: map[string]ticket{}, sessions: map[string]session{}}
+	s := &Store{path: path, now: time.Now, ticketTTL: TicketTTL, tickets: map[string]ticket{}, sessions: map[string]session{}}
 	b, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -108,6 +110,12 @@ func Open(path string) (*Store, error) {
 // SetClock replaces the clock, for tests of expiry.
 func (s *Store) SetClock(now func() time.Time) { s.now = now }
 
+// SetTicketTTL sets how long a login URL may be spent.
+func (s *Store) SetTicketTTL(d time.Duration) { s.ticketTTL = d }
+
+// TicketTTL is how long a login URL may be spent.
+func (s *Store) TicketTTL() time.Duration { return s.ticketTTL }
+
 func random() (string, error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
@@ -121,7 +129,8 @@ func hash(secret string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// NewTicket returns a one-time login ticket for user, valid for TicketTTL.
+// NewTicket returns a one-time login ticket for user, valid for the
+// ticket lifetime (TicketTTL unless set).
 func (s *Store) NewTicket(user string) (string, error) {
 	t, err := random()
 	if err != nil {
@@ -133,7 +142,7 @@ func (s *Store) NewTicket(user string) (string, error) {
 	if len(s.tickets) >= maxTickets {
 		return "", fmt.Errorf("too many login URLs are waiting; try again in a minute")
 	}
-	s.tickets[hash(t)] = ticket{user: user, expires: s.now().Add(TicketTTL)}
+	s.tickets[hash(t)] = ticket{user: user, expires: s.now().Add(s.ticketTTL)}
 	return t, nil
 }
 
