@@ -39,20 +39,27 @@ func newWebSlot() *webSlot {
 	}}
 }
 
+var fileRefRE = regexp.MustCompile(`\{@([^}]+)\}`)
+
 // storyURL reads a URL argument: @FILE for one a command printed, a bare
-// HOST:PORT/path for the server's own.
+// HOST:PORT/path for the server's own; {@FILE} in it stands for FILE's
+// content (a commit id a git command printed).
 func storyURL(ts *testscript.TestScript, arg string) string {
 	if f, ok := strings.CutPrefix(arg, "@"); ok {
 		arg = strings.TrimSpace(ts.ReadFile(f))
 	}
+	arg = fileRefRE.ReplaceAllStringFunc(arg, func(m string) string {
+		return strings.TrimSpace(ts.ReadFile(fileRefRE.FindStringSubmatch(m)[1]))
+	})
 	if !strings.HasPrefix(arg, "http://") && !strings.HasPrefix(arg, "https://") {
 		arg = "http://" + arg
 	}
 	return arg
 }
 
-// cmdHTTP is `http [-code N] [-until RE] [-H 'Name: value']... METHOD URL
-// [FIELD=VALUE]...`: one request with the story's cookies; form fields
+// cmdHTTP is `http [-code N] [-until RE] [-H 'Name: value']... [-bearer
+// FILE] METHOD URL [FIELD=VALUE]...`: one request with the story's cookies
+// (-bearer sends the token in FILE instead); form fields
 // make a POST body (FIELD=@FILE reads the value). It prints the body to
 // stdout and "HTTP CODE" with the response's headers to stderr. Without
 // -code any 2xx or 3xx answer passes; with -until it asks again until the
@@ -74,6 +81,8 @@ func cmdHTTP(ts *testscript.TestScript, neg bool, args []string) {
 			until = regexp.MustCompile(args[1])
 		case "-H":
 			headers = append(headers, args[1])
+		case "-bearer":
+			headers = append(headers, "Authorization: Bearer "+strings.TrimSpace(ts.ReadFile(args[1])))
 		default:
 			ts.Fatalf("http: unknown flag %s", args[0])
 		}
@@ -108,7 +117,7 @@ func cmdHTTP(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		for _, h := range headers {
 			k, v, _ := strings.Cut(h, ":")
-			req.Header.Set(strings.TrimSpace(k), os.Expand(strings.TrimSpace(v), ts.Getenv))
+			req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
 		}
 		resp, err := web.client.Do(req)
 		ts.Check(err)
