@@ -37,7 +37,7 @@ func TestBoardCell(t *testing.T) {
 			f: facts{deployed: map[string]string{"staging": a}, desired: map[string]string{"staging": a},
 				recs: []deployRecord{rec(3, "staging", pipelines.Passed)}}, want: Current, run: 3, desire: true},
 		{name: "current even if a later redeploy of it failed", env: "staging", def: staging,
-			f: facts{deployed: map[string]string{"staging": a}, recs: []deployRecord{rec(4, "staging", pipelines.Failed), rec(3, "staging", pipelines.Passed)}},
+			f:    facts{deployed: map[string]string{"staging": a}, recs: []deployRecord{rec(4, "staging", pipelines.Failed), rec(3, "staging", pipelines.Passed)}},
 			want: Current, run: 4},
 		{name: "passed before, moved on since", env: "staging", def: staging,
 			f: facts{deployed: map[string]string{"staging": b}, recs: []deployRecord{rec(3, "staging", pipelines.Passed)}}, want: Reached, run: 3},
