@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
+
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
@@ -56,7 +58,8 @@ type world struct {
 	runner *pipelines.Runner
 	signer *refs.Signer
 	view   *View
-	work   map[string]string // repo -> work tree
+	age    *age.X25519Identity // the server's identity for secrets
+	work   map[string]string   // repo -> work tree
 	log    *syncBuffer
 }
 
@@ -96,20 +99,24 @@ func newWorld(t testing.TB) *world {
 		}
 	}
 	w.signer = refs.NewSigner(newKey(t), "refline@test")
+	if w.age, err = age.GenerateX25519Identity(); err != nil {
+		t.Fatal(err)
+	}
 	logger := logrus.New()
 	logger.SetOutput(w.log)
 	logger.SetLevel(logrus.DebugLevel)
 	w.runner, err = pipelines.New(pipelines.Config{
-		DataDir:   t.TempDir(),
-		Repos:     w.repos,
-		Executor:  pipelines.Local{Grace: 5 * time.Second},
-		MaxJobs:   2,
-		Signer:    w.signer,
-		Updater:   refs.Updater{},
-		Committer: object.Signature{Name: "refline", Email: "refline@test"},
-		Logger:    logrus.NewEntry(logger),
-		BaseEnv:   []string{"PATH=" + os.Getenv("PATH")},
-		Auth:      w.users,
+		DataDir:       t.TempDir(),
+		Repos:         w.repos,
+		Executor:      pipelines.Local{Grace: 5 * time.Second},
+		MaxJobs:       2,
+		Signer:        w.signer,
+		Updater:       refs.Updater{},
+		Committer:     object.Signature{Name: "refline", Email: "refline@test"},
+		Logger:        logrus.NewEntry(logger),
+		BaseEnv:       []string{"PATH=" + os.Getenv("PATH")},
+		Auth:          w.users,
+		AgeIdentities: func() []age.Identity { return []age.Identity{w.age} },
 	})
 	if err != nil {
 		t.Fatal(err)
