@@ -301,6 +301,9 @@ func (r *Runner) LogFrom(repo, pipeline string, n int, offset int64, max int) (L
 	for _, s := range secs {
 		total += s.size
 	}
+	if offset < total {
+		text.Grow(int(min(total-offset, int64(max))))
+	}
 	for _, s := range secs {
 		end := pos + s.size
 		if offset < end && text.Len() < max {

@@ -280,7 +280,20 @@ func (v *View) boardFacts(ctx context.Context, g *git.Repository, repo, pipeline
 	if err != nil {
 		return nil, err
 	}
-	for _, r := range recs { // newest first
+	f.add(recs)
+	for _, st := range []pipelines.State{pipelines.Running, pipelines.Queued} {
+		page, err := v.cfg.Runs.Page(repo, pipeline, pipelines.RunQuery{Kind: pipelines.Deploy, State: st, Limit: liveDeploys})
+		if err != nil {
+			return nil, err
+		}
+		f.addLive(page.Runs)
+	}
+	return f, nil
+}
+
+// add takes in deploy records, newest first.
+func (f *boardFacts) add(recs []deployRecord) {
+	for _, r := range recs {
 		k := artEnv{r.Artifact, r.Env}
 		if _, ok := f.newestRun[k]; !ok {
 			f.newestRun[k] = r.Run
@@ -292,20 +305,17 @@ func (v *View) boardFacts(ctx context.Context, g *git.Repository, repo, pipeline
 			f.passed[k] = true
 		}
 	}
-	for _, st := range []pipelines.State{pipelines.Running, pipelines.Queued} {
-		page, err := v.cfg.Runs.Page(repo, pipeline, pipelines.RunQuery{Kind: pipelines.Deploy, State: st, Limit: liveDeploys})
-		if err != nil {
-			return nil, err
+}
+
+// addLive takes in queued and running deploys.
+func (f *boardFacts) addLive(runs []*pipelines.Run) {
+	for _, r := range runs {
+		k := artEnv{r.Artifact, r.Environment}
+		if f.live[k] == nil {
+			f.live[k] = r
 		}
-		for _, r := range page.Runs {
-			k := artEnv{r.Artifact, r.Environment}
-			if f.live[k] == nil {
-				f.live[k] = r
-			}
-			if r.Number > f.newestRun[k] {
-				f.newestRun[k] = r.Number
-			}
+		if r.Number > f.newestRun[k] {
+			f.newestRun[k] = r.Number
 		}
 	}
-	return f, nil
 }
