@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
@@ -255,3 +257,29 @@ func cmdChrome(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
+// TestDashboardURL covers how --http-url defaults from the listener.
+func TestDashboardURL(t *testing.T) {
+	for _, tc := range []struct {
+		flag, listen, want string
+	}{
+		{"", "127.0.0.1:8080", "http://127.0.0.1:8080"},
+		{"", "0.0.0.0:8080", "http://build-1:8080"},
+		{"", "[::]:8080", "http://build-1:8080"},
+		{"", "[::1]:9000", "http://[::1]:9000"},
+		{"https://ci.example.com/", "127.0.0.1:8080", "https://ci.example.com"},
+		{"ftp://x", "127.0.0.1:8080", "error"},
+		{"ci.example.com", "127.0.0.1:8080", "error"},
+	} {
+		a, err := net.ResolveTCPAddr("tcp", tc.listen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := dashboardURL(tc.flag, a, "build-1")
+		if err != nil {
+			got = "error"
+		}
+		if got != tc.want {
+			t.Errorf("dashboardURL(%q, %s) = %q, want %q", tc.flag, tc.listen, got, tc.want)
+		}
+	}
+}
