@@ -269,12 +269,12 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request, u access.User, rt r
 		w.Write(out.Bytes())
 		return
 	}
-	// A retry or a deploy that started a run leads to it.
+	// A retry leads to the run it started; a deploy back to the board
+	// or environment it was asked from, where its cell moves.
 	var run struct {
-		Pipeline string `json:"pipeline"`
-		Number   int    `json:"number"`
+		Number int `json:"number"`
 	}
-	if rt.page != pageCancel && json.Unmarshal(out.Bytes(), &run) == nil && run.Number > 0 && run.Pipeline == rt.pipeline && rt.page == pageRetry {
+	if rt.page == pageRetry && json.Unmarshal(out.Bytes(), &run) == nil && run.Number > 0 {
 		back = runURL(rt.repo, rt.pipeline, run.Number)
 	}
 	http.Redirect(w, r, back, http.StatusSeeOther)

@@ -16,7 +16,6 @@ import (
 	"embed"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"html/template"
 	"io"
 	"net/http"
@@ -128,7 +127,12 @@ func New(cfg Config) (*Server, error) {
 	// Cross-origin POSTs are refused whatever they carry: a page of another
 	// site cannot make a logged-in browser cancel or deploy. SameSite=Strict
 	// on the cookie is the second fence.
-	s.handler = http.NewCrossOriginProtection().Handler(mux)
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.cfg.Logger.WithFields(logrus.Fields{"path": r.URL.Path, "origin": r.Header.Get("Origin"), "remote": r.RemoteAddr}).Warn("cross-origin request refused")
+		s.fail(w, r, http.StatusForbidden, "cross-origin request refused: actions are taken from the dashboard's own pages")
+	}))
+	s.handler = cop.Handler(mux)
 	return s, nil
 }
 
@@ -327,6 +331,3 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, u access.User)
 	}
 	s.render(w, r, http.StatusOK, "overview", "Repositories", &u, p)
 }
-
-// errorf is a formatted message for fail.
-func errorf(format string, a ...any) string { return fmt.Sprintf(format, a...) }
