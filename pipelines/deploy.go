@@ -42,6 +42,7 @@ type Deployer struct {
 type deployRuns interface {
 	Enqueue(ctx context.Context, req Request) (*Run, error)
 	Runs(repo, pipeline string, limit int) ([]*Run, error)
+	Page(repo, pipeline string, q RunQuery) (RunPage, error)
 	liveDeploy(repo, pipeline, env, artifact string) *Run
 	deployLive(repo, pipeline, env string) bool
 	supersedeQueued(repo, pipeline, env, desired string)
@@ -470,15 +471,11 @@ func (r *Deployer) Status(repo string) ([]EnvStatus, error) {
 		if !deployed.IsZero() {
 			st.Deployed = deployed.String()
 		}
-		// The newest deploy run of this environment tells the rest.
+		// The newest deploy run of this environment tells the rest; the
+		// run index finds it without reading the runs before it.
 		var last *Run
-		if runs, err := r.runs.Runs(repo, d.pipeline, 200); err == nil {
-			for _, run := range runs {
-				if run.Kind == Deploy && run.Environment == d.env {
-					last = run
-					break
-				}
-			}
+		if page, err := r.runs.Page(repo, d.pipeline, RunQuery{Kind: Deploy, Environment: d.env, Limit: 1}); err == nil && len(page.Runs) > 0 {
+			last = page.Runs[0]
 		}
 		if last != nil {
 			st.LastRun = last.Number
