@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/refline/refline/access"
+	"github.com/refline/refline/dashboard/view"
 	"github.com/refline/refline/webhook"
 )
 
@@ -162,35 +164,44 @@ func (s *Server) runEvents(w http.ResponseWriter, r *http.Request, u access.User
 		return
 	}
 	out := startSSE(w)
-	lastState, _ := json.Marshal(page)
+	lastState := stateKey(page)
 	if out.event("state", "", page) != nil {
 		return
 	}
 	idle := time.NewTimer(time.Second)
 	defer idle.Stop()
 	quiet := 0
+	// idleOnly is set when the last wake-up brought nothing new: a run
+	// this instance does not hold (queued before a restart, say) has a
+	// change channel that is always closed, and must not make the
+	// stream spin.
+	idleOnly, sent, tick := false, false, false
 	for {
 		chunk, err := s.cfg.Pages.LogFrom(ctx, u, rt.repo, rt.pipeline, rt.n, off, 64<<10)
 		if err != nil {
 			return
 		}
+		sent = false
 		if chunk.Text != "" {
 			if out.event("log", strconv.FormatInt(chunk.Next, 10), map[string]any{"offset": chunk.Offset, "text": chunk.Text}) != nil {
 				return
 			}
-			quiet = 0
+			quiet, sent = 0, true
 		}
 		more := chunk.Next > off
 		off = chunk.Next
 		if page, err = s.cfg.Pages.Run(ctx, u, rt.repo, rt.pipeline, rt.n); err != nil {
 			return
 		}
-		if b, _ := json.Marshal(page); string(b) != string(lastState) {
-			lastState = b
+		// The state goes out when a stage or the run moves on, and with
+		// each idle second, for the durations of a running stage.
+		if k := stateKey(page); k != lastState || tick {
+			lastState, sent = k, k != lastState
 			if out.event("state", "", page) != nil {
 				return
 			}
 		}
+		tick = false
 		if chunk.Ended {
 			out.event("end", "", map[string]any{"state": chunk.State, "next": chunk.Next})
 			return
@@ -198,16 +209,22 @@ func (s *Server) runEvents(w http.ResponseWriter, r *http.Request, u access.User
 		if more {
 			continue
 		}
+		wake := changed
+		if idleOnly && !sent {
+			wake = nil
+		}
+		idleOnly = false
 		idle.Reset(time.Second)
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.done:
 			return
-		case <-changed:
+		case <-wake:
+			idleOnly = true
 		case <-idle.C:
-			// A run's stage durations move on even when it prints
-			// nothing; now and then, say the stream is alive.
+			tick = true
+			// Now and then, say the stream is alive.
 			if quiet++; quiet%15 == 0 && out.comment("ping") != nil {
 				return
 			}
@@ -216,4 +233,15 @@ func (s *Server) runEvents(w http.ResponseWriter, r *http.Request, u access.User
 			return
 		}
 	}
+}
+
+// stateKey is what a run's state event says, less the durations that
+// move with the clock.
+func stateKey(p *view.RunPage) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %v %s", p.Run.State, p.Ended, p.Run.Error)
+	for _, st := range p.Stages {
+		fmt.Fprintf(&b, "|%s %s %d", st.Name, st.State, st.ExitCode)
+	}
+	return b.String()
 }

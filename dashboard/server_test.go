@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -232,5 +234,119 @@ func BenchmarkRunPage(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// sseEvent is one event read off a stream.
+type sseEvent struct{ name, id, data string }
+
+// readEvents reads a whole event stream.
+func readEvents(t *testing.T, body io.Reader) []sseEvent {
+	t.Helper()
+	b, err := io.ReadAll(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []sseEvent
+	for _, block := range strings.Split(string(b), "\n\n") {
+		var ev sseEvent
+		for _, line := range strings.Split(block, "\n") {
+			switch k, v, _ := strings.Cut(line, ": "); k {
+			case "event":
+				ev.name = v
+			case "id":
+				ev.id = v
+			case "data":
+				ev.data = v
+			}
+		}
+		if ev.name != "" {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// TestRunEvents follows a run that prints while the stream is open: the
+// log events put together are the raw log, and a stream resumed with
+// Last-Event-ID carries on from there.
+func TestRunEvents(t *testing.T) {
+	f := newFixture(t)
+	srv := httptest.NewServer(f.dash)
+	defer srv.Close()
+	run := make(chan *pipelines.Run, 1)
+	go func() {
+		run <- f.build("app", "slow", map[string]string{".refline/pipelines/slow.yml": `stages:
+  - name: talk
+    run: |
+      for i in 1 2 3 4 5; do echo "said $i"; sleep 0.1; done
+      touch x
+artifact: {paths: [x]}
+`})
+	}()
+	get := func(path string, h ...string) *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+f.token)
+		for i := 0; i+1 < len(h); i += 2 {
+			req.Header.Set(h[i], h[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	// The run exists once the repository does; wait for the first.
+	deadline := time.Now().Add(30 * time.Second)
+	var resp *http.Response
+	for {
+		resp = get("/repos/app/pipelines/slow/runs/1/events")
+		if resp.StatusCode == http.StatusOK || time.Now().After(deadline) {
+			break
+		}
+		resp.Body.Close()
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("events: %s, %s", resp.Status, ct)
+	}
+	events := readEvents(t, resp.Body)
+	resp.Body.Close()
+	<-run
+	var log strings.Builder
+	var ids []string
+	for _, ev := range events {
+		if ev.name == "log" {
+			var c struct{ Text string }
+			if err := json.Unmarshal([]byte(ev.data), &c); err != nil {
+				t.Fatal(err)
+			}
+			log.WriteString(c.Text)
+			ids = append(ids, ev.id)
+		}
+	}
+	if last := events[len(events)-1]; last.name != "end" || !strings.Contains(last.data, `"state":"passed"`) {
+		t.Fatalf("the stream ends with %+v", last)
+	}
+	raw := get("/repos/app/pipelines/slow/runs/1/log")
+	want, _ := io.ReadAll(raw.Body)
+	raw.Body.Close()
+	if log.String() != string(want) || !strings.Contains(string(want), "said 5\n") {
+		t.Fatalf("the stream's log:\n%s\nthe raw log:\n%s", log.String(), want)
+	}
+	// Resuming after the first log event gives the rest, exactly.
+	resp = get("/repos/app/pipelines/slow/runs/1/events", "Last-Event-ID", ids[0])
+	var rest strings.Builder
+	for _, ev := range readEvents(t, resp.Body) {
+		if ev.name == "log" {
+			var c struct{ Text string }
+			json.Unmarshal([]byte(ev.data), &c)
+			rest.WriteString(c.Text)
+		}
+	}
+	resp.Body.Close()
+	n, _ := strconv.Atoi(ids[0])
+	if rest.String() != string(want[n:]) {
+		t.Fatalf("resumed at %d: %q, want %q", n, rest.String(), want[n:])
 	}
 }
