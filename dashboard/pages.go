@@ -63,7 +63,7 @@ func (s *Server) repos(w http.ResponseWriter, r *http.Request, u access.User) {
 		name, title = "activity", rt.repo+" · "+rt.pipeline
 		f := view.Filter{State: pipelines.State(q.Get("state")), Kind: pipelines.Kind(q.Get("kind"))}
 		var p *view.ActivityPage
-		p, err = s.cfg.Pages.Activity(ctx, u, rt.repo, rt.pipeline, f, q.Get("cursor"), 0)
+		p, err = s.cfg.Pages.Activity(ctx, u, rt.repo, rt.pipeline, f, q.Get("cursor"), limit(q.Get("limit")))
 		data = p
 		crumbs = append(crumbs, crumb{rt.pipeline, pipelineURL(rt.repo, rt.pipeline)})
 	case pageRun:
@@ -77,15 +77,15 @@ func (s *Server) repos(w http.ResponseWriter, r *http.Request, u access.User) {
 		return
 	case pageArtifacts:
 		name, title = "artifacts", rt.pipeline+" artifacts"
-		data, err = s.cfg.Pages.Artifacts(ctx, u, rt.repo, rt.pipeline, q.Get("cursor"), 0)
+		data, err = s.cfg.Pages.Artifacts(ctx, u, rt.repo, rt.pipeline, q.Get("cursor"), limit(q.Get("limit")))
 		crumbs = append(crumbs, crumb{rt.pipeline, pipelineURL(rt.repo, rt.pipeline)}, crumb{"artifacts", ""})
 	case pageBoard:
 		name, title = "board", rt.pipeline+" promotion board"
-		data, err = s.cfg.Pages.Board(ctx, u, rt.repo, rt.pipeline, q.Get("cursor"), 0)
+		data, err = s.cfg.Pages.Board(ctx, u, rt.repo, rt.pipeline, q.Get("cursor"), limit(q.Get("limit")))
 		crumbs = append(crumbs, crumb{rt.pipeline, pipelineURL(rt.repo, rt.pipeline)}, crumb{"board", ""})
 	case pageEnv:
 		name, title = "env", rt.env
-		data, err = s.cfg.Pages.Environment(ctx, u, rt.repo, rt.env, q.Get("cursor"), 0)
+		data, err = s.cfg.Pages.Environment(ctx, u, rt.repo, rt.env, q.Get("cursor"), limit(q.Get("limit")))
 		crumbs = append(crumbs, crumb{"env " + rt.env, ""})
 	case pageCommit:
 		name, title = "commit", "commit "+short(rt.sha)
@@ -278,6 +278,19 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request, u access.User, rt r
 		back = runURL(rt.repo, rt.pipeline, run.Number)
 	}
 	http.Redirect(w, r, back, http.StatusSeeOther)
+}
+
+// maxLimit bounds ?limit=, the size of a page of a list.
+const maxLimit = 200
+
+// limit reads ?limit=: 0 (the read model's default) unless it is a number
+// from 1 to maxLimit.
+func limit(v string) int {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0
+	}
+	return min(n, maxLimit)
 }
 
 func short(s string) string {

@@ -20,6 +20,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -291,7 +292,9 @@ type pageData struct {
 	Crumbs []crumb
 	// Live is the URL the page follows for changes, "" for a still page.
 	Live string
-	Page any
+	// Limit is the page size asked for (?limit=), kept by the pager.
+	Limit string
+	Page  any
 }
 
 // render answers a page: page as JSON when asked for, else the template.
@@ -307,6 +310,9 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 		return
 	}
 	d := pageData{Title: title, User: u, Crumbs: crumbs, Page: page}
+	if n := limit(r.URL.Query().Get("limit")); n > 0 {
+		d.Limit = strconv.Itoa(n)
+	}
 	if u != nil && r.Method == http.MethodGet {
 		d.Live = r.URL.RequestURI()
 	}

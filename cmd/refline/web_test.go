@@ -45,13 +45,13 @@ var fileRefRE = regexp.MustCompile(`\{@([^}]+)\}`)
 
 // storyURL reads a URL argument: @FILE for one a command printed, a bare
 // HOST:PORT/path for the server's own; {@FILE} in it stands for FILE's
-// content (a commit id a git command printed).
+// content, query-escaped (a commit id a git command printed, a cursor).
 func storyURL(ts *testscript.TestScript, arg string) string {
 	if f, ok := strings.CutPrefix(arg, "@"); ok {
 		arg = strings.TrimSpace(ts.ReadFile(f))
 	}
 	arg = fileRefRE.ReplaceAllStringFunc(arg, func(m string) string {
-		return strings.TrimSpace(ts.ReadFile(fileRefRE.FindStringSubmatch(m)[1]))
+		return url.QueryEscape(strings.TrimSpace(ts.ReadFile(fileRefRE.FindStringSubmatch(m)[1])))
 	})
 	if !strings.HasPrefix(arg, "http://") && !strings.HasPrefix(arg, "https://") {
 		arg = "http://" + arg
