@@ -87,7 +87,7 @@ func (v *View) Environment(ctx context.Context, u access.User, repo, env, cursor
 			page.Status = append(page.Status, st)
 		}
 	}
-	runs, err := v.cfg.Runs.Page(repo, "", pipelines.RunQuery{Kind: pipelines.Deploy, Environment: env, Cursor: cursor, Limit: limit})
+	runs, err := v.cfg.Runs.Page(repo, "", pipelines.RunQuery{Kind: pipelines.Deploy, Environment: env, Cursor: cursor, Limit: runRows(limit)})
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +215,9 @@ func (v *View) Board(ctx context.Context, u access.User, repo, pipeline, cursor 
 	}
 	var envs []string
 	if !tip.IsZero() {
-		if s, err := specAt(g, tip, pipeline); err == nil {
+		if s, err := specAt(g, tip, pipeline); err != nil {
+			v.cfg.Logger.WithError(err).WithField("repo", repo).Debug("board without columns: no valid pipeline file on the deploy branch")
+		} else {
 			envs = envOrder([]*spec.Spec{s})
 			for _, name := range envs {
 				e, _ := s.Environment(name)
