@@ -72,7 +72,8 @@ type Config struct {
 
 // View answers the dashboard's queries.
 type View struct {
-	cfg Config
+	cfg     Config
+	records recordCache
 }
 
 // New returns a View reading through cfg.
