@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-git/go-git/v5"
@@ -27,35 +28,85 @@ type deployRecord struct {
 	Time     time.Time // when the record was written: the deploy's end
 }
 
-// deployRecords reads the deploy records of pipeline, newest first, in one
-// `git log` over refs/runs/PIPELINE: the records the deploy gate itself
-// consults (a successful deploy there is what `after:` asks for).
+// recordCache keeps each pipeline's deploy records with the tip of
+// refs/runs/PIPELINE they were read at. The chain only grows at its tip
+// (the server appends, nothing rewrites it), so a page reads only the
+// records written since the last one: its cost does not grow with the
+// pipeline's history.
+type recordCache struct {
+	mu sync.Mutex
+	m  map[string]cachedRecords // by "REPO\x00PIPELINE"
+}
+
+type cachedRecords struct {
+	tip  string
+	recs []deployRecord // newest first; never changed once stored
+}
+
+// deployRecords returns the deploy records of pipeline, newest first: the
+// records the deploy gate itself consults (a successful deploy there is
+// what `after:` asks for). It reads what is new on refs/runs/PIPELINE in
+// one `git log`, all of it when the chain is not the one read before (a
+// repository deleted and created again).
 func (v *View) deployRecords(ctx context.Context, g *git.Repository, repo, pipeline string) ([]deployRecord, error) {
 	tip, err := resolveRef(g, refs.RunsRef(pipeline))
 	if err != nil || tip.IsZero() {
 		return nil, err
 	}
-	out, err := gitcmd.Repo{GitDir: v.cfg.Repos.Path(repo)}.Output(ctx, "log", "--first-parent",
-		"--format=%ct%x1f%B%x1e", tip.String())
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", refs.RunsRef(pipeline), err)
+	key := repo + "\x00" + pipeline
+	v.records.mu.Lock()
+	c, ok := v.records.m[key]
+	v.records.mu.Unlock()
+	if ok && c.tip == tip.String() {
+		return c.recs, nil
 	}
 	var recs []deployRecord
+	extended := false
+	if ok {
+		newer, parent, err := v.readRecords(ctx, repo, tip.String(), "^"+c.tip)
+		if err == nil && parent == c.tip {
+			recs, extended = append(newer, c.recs...), true
+		}
+	}
+	if !extended {
+		if recs, _, err = v.readRecords(ctx, repo, tip.String()); err != nil {
+			return nil, fmt.Errorf("read %s: %w", refs.RunsRef(pipeline), err)
+		}
+	}
+	v.records.mu.Lock()
+	if v.records.m == nil {
+		v.records.m = map[string]cachedRecords{}
+	}
+	v.records.m[key] = cachedRecords{tip: tip.String(), recs: recs}
+	v.records.mu.Unlock()
+	return recs, nil
+}
+
+// readRecords reads the deploy records of `git log --first-parent revs`,
+// newest first, and the first parent of the oldest commit it read.
+func (v *View) readRecords(ctx context.Context, repo string, revs ...string) (recs []deployRecord, parent string, err error) {
+	args := append([]string{"log", "--first-parent", "--format=%P%x1f%ct%x1f%B%x1e", "--end-of-options"}, revs...)
+	out, err := gitcmd.Repo{GitDir: v.cfg.Repos.Path(repo)}.Output(ctx, args...)
+	if err != nil {
+		return nil, "", err
+	}
+	recs = []deployRecord{}
 	for _, entry := range strings.Split(string(out), "\x1e") {
-		ct, body, ok := strings.Cut(strings.TrimLeft(entry, "\n"), "\x1f")
-		if !ok {
+		fields := strings.SplitN(strings.TrimLeft(entry, "\n"), "\x1f", 3)
+		if len(fields) != 3 {
 			continue
 		}
-		t := refs.Trailers(body)
+		parent, _, _ = strings.Cut(fields[0], " ")
+		t := refs.Trailers(fields[2])
 		if first(t["Kind"]) != string(pipelines.Deploy) {
 			continue
 		}
 		n, _ := strconv.Atoi(first(t["Run"]))
-		secs, _ := strconv.ParseInt(ct, 10, 64)
+		secs, _ := strconv.ParseInt(fields[1], 10, 64)
 		recs = append(recs, deployRecord{Run: n, Env: first(t["Environment"]), State: pipelines.State(first(t["State"])),
 			Artifact: first(t["Artifact"]), Time: time.Unix(secs, 0).UTC()})
 	}
-	return recs, nil
+	return recs, parent, nil
 }
 
 func first(v []string) string {
@@ -87,7 +138,7 @@ func (v *View) Environment(ctx context.Context, u access.User, repo, env, cursor
 			page.Status = append(page.Status, st)
 		}
 	}
-	runs, err := v.cfg.Runs.Page(repo, "", pipelines.RunQuery{Kind: pipelines.Deploy, Environment: env, Cursor: cursor, Limit: limit})
+	runs, err := v.cfg.Runs.Page(repo, "", pipelines.RunQuery{Kind: pipelines.Deploy, Environment: env, Cursor: cursor, Limit: runRows(limit)})
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +266,9 @@ func (v *View) Board(ctx context.Context, u access.User, repo, pipeline, cursor 
 	}
 	var envs []string
 	if !tip.IsZero() {
-		if s, err := specAt(g, tip, pipeline); err == nil {
+		if s, err := specAt(g, tip, pipeline); err != nil {
+			v.cfg.Logger.WithError(err).WithField("repo", repo).Debug("board without columns: no valid pipeline file on the deploy branch")
+		} else {
 			envs = envOrder([]*spec.Spec{s})
 			for _, name := range envs {
 				e, _ := s.Environment(name)

@@ -14,7 +14,7 @@ import (
 // Activity is one page of runs of repo (pipeline "" for all its
 // pipelines), newest first, matching f: the runs `runs REPO [PIPELINE]`
 // lists, paged. cursor is "" for the first page or a previous page's Next;
-// limit <= 0 means pipelines.DefaultPage. A page reads the run index from
+// limit <= 0 means pipelines.DefaultPage, and at most maxRows are listed. A page reads the run index from
 // its end and loads only the runs it shows (pipelines.Runner.Page).
 func (v *View) Activity(ctx context.Context, u access.User, repo, pipeline string, f Filter, cursor string, limit int) (*ActivityPage, error) {
 	if _, err := v.readable(repo, u); err != nil {
@@ -26,11 +26,20 @@ func (v *View) Activity(ctx context.Context, u access.User, repo, pipeline strin
 	if err := f.check(); err != nil {
 		return nil, err
 	}
-	page, err := v.cfg.Runs.Page(repo, pipeline, pipelines.RunQuery{State: f.State, Kind: f.Kind, Cursor: cursor, Limit: limit})
+	page, err := v.cfg.Runs.Page(repo, pipeline, pipelines.RunQuery{State: f.State, Kind: f.Kind, Cursor: cursor, Limit: runRows(limit)})
 	if err != nil {
 		return nil, err
 	}
 	return &ActivityPage{Repo: repo, Pipeline: pipeline, Filter: f, Runs: page.Runs, Next: page.Next}, nil
+}
+
+// runRows is the length of a page of runs: pipelines.DefaultPage unless
+// asked, at most maxRows (a limit comes from a URL).
+func runRows(limit int) int {
+	if limit <= 0 {
+		return pipelines.DefaultPage
+	}
+	return min(limit, maxRows)
 }
 
 // ErrBadFilter is returned for a filter naming no state or kind.

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/crypto/ssh"
@@ -71,11 +72,19 @@ type Config struct {
 
 // View answers the dashboard's queries.
 type View struct {
-	cfg Config
+	cfg     Config
+	records recordCache
 }
 
 // New returns a View reading through cfg.
-func New(cfg Config) *View { return &View{cfg: cfg} }
+func New(cfg Config) *View {
+	if cfg.Logger == nil {
+		l := logrus.New()
+		l.SetOutput(io.Discard)
+		cfg.Logger = logrus.NewEntry(l)
+	}
+	return &View{cfg: cfg}
+}
 
 // readable checks that u may read repo, answering ErrNotFound otherwise.
 func (v *View) readable(repo string, u access.User) (access.Level, error) {

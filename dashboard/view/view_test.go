@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -450,6 +451,23 @@ func TestPages(t *testing.T) {
 		}
 		if _, err := s.view.Board(ctx, carol, "app", "nope", "", 0); !errors.Is(err, ErrNotFound) {
 			t.Errorf("unknown pipeline: %v", err)
+		}
+
+		// A deploy moves the cells: the records read before are
+		// extended with the new one.
+		before := len(s.view.records.m["app\x00web"].recs)
+		d := s.deploy("app", "web", "staging", s.a5, "deploy")
+		if p, err = s.view.Board(ctx, alice, "app", "web", "", 2); err != nil {
+			t.Fatal(err)
+		}
+		if got := jsonOf(t, p.Rows[0].Cells); got != fmt.Sprintf(`[{"environment":"staging","state":"current","desired":true,"run":%d},{"environment":"production","state":"eligible","desired":false}]`, d.Number) {
+			t.Errorf("a5 after its deploy to staging: %s", got)
+		}
+		if got := p.Rows[1].Cells[0].State; got != Reached {
+			t.Errorf("a3 in staging: %s", got)
+		}
+		if recs := s.view.records.m["app\x00web"].recs; len(recs) != before+1 || recs[0].Run != d.Number {
+			t.Errorf("records: %d then %d, newest %+v", before, len(recs), recs[0])
 		}
 	})
 
