@@ -263,10 +263,15 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, msg st
 }
 
 // failErr maps a view error to its answer: ErrNotFound is 404 whether the
-// thing is missing or the user may not read it.
+// thing is missing or the user may not read it; a filter or cursor no page
+// gave is 400.
 func (s *Server) failErr(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, view.ErrNotFound) {
 		s.fail(w, r, http.StatusNotFound, "not found")
+		return
+	}
+	if errors.Is(err, view.ErrBadFilter) || errors.Is(err, pipelines.ErrBadCursor) {
+		s.fail(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
 	s.cfg.Logger.WithError(err).WithField("path", r.URL.Path).Error("dashboard page")
