@@ -183,7 +183,7 @@ func (s *Server) authed(h userHandler) http.HandlerFunc {
 				s.fail(w, r, http.StatusUnauthorized, "log in first: "+s.cfg.LoginHint())
 				return
 			}
-			s.render(w, r, http.StatusUnauthorized, "login", "Log in", nil, loginData{Hint: s.cfg.LoginHint()})
+			s.render(w, r, http.StatusUnauthorized, "login", "Log in", nil, loginData{Hint: s.cfg.LoginHint(), TTL: s.cfg.Auth.TicketTTL().String()})
 			return
 		}
 		h(w, r, u)
@@ -192,6 +192,7 @@ func (s *Server) authed(h userHandler) http.HandlerFunc {
 
 type loginData struct {
 	Hint   string
+	TTL    string // how long a login URL works: "60s"
 	Ticket string
 	User   string
 	Error  string
@@ -202,7 +203,7 @@ type loginData struct {
 // it. Without a ticket it says how to get one.
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 	t := r.URL.Query().Get("t")
-	d := loginData{Hint: s.cfg.LoginHint(), Ticket: t}
+	d := loginData{Hint: s.cfg.LoginHint(), TTL: s.cfg.Auth.TicketTTL().String(), Ticket: t}
 	w.Header().Set("Cache-Control", "no-store")
 	if t == "" {
 		s.render(w, r, http.StatusOK, "login", "Log in", nil, d)
@@ -210,7 +211,7 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 	}
 	user, ok := s.cfg.Auth.TicketUser(t)
 	if !ok {
-		d.Ticket, d.Error = "", "This login URL was already used or has expired (they last 60 seconds)."
+		d.Ticket, d.Error = "", "This login URL was already used or has expired (they last "+s.cfg.Auth.TicketTTL().String()+")."
 		s.render(w, r, http.StatusGone, "login", "Log in", nil, d)
 		return
 	}
@@ -223,8 +224,8 @@ func (s *Server) loginSpend(w http.ResponseWriter, r *http.Request) {
 	t := r.FormValue("t") // the login URL itself may be POSTed: a POST is what link previews never send
 	user, id, err := s.cfg.Auth.Spend(t)
 	if err != nil {
-		s.render(w, r, http.StatusGone, "login", "Log in", nil, loginData{Hint: s.cfg.LoginHint(),
-			Error: "This login URL was already used or has expired (they last 60 seconds)."})
+		s.render(w, r, http.StatusGone, "login", "Log in", nil, loginData{Hint: s.cfg.LoginHint(), TTL: s.cfg.Auth.TicketTTL().String(),
+			Error: "This login URL was already used or has expired (they last "+s.cfg.Auth.TicketTTL().String()+")."})
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: id, Path: "/", HttpOnly: true, Secure: s.secure,
