@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -183,7 +184,7 @@ func (s *Server) authed(h userHandler) http.HandlerFunc {
 				s.fail(w, r, http.StatusUnauthorized, "log in first: "+s.cfg.LoginHint())
 				return
 			}
-			s.render(w, r, http.StatusUnauthorized, "login", "Log in", nil, loginData{Hint: s.cfg.LoginHint(), TTL: s.cfg.Auth.TicketTTL().String()})
+			s.render(w, r, http.StatusUnauthorized, "login", "Log in", nil, loginData{Hint: s.cfg.LoginHint(), TTL: seconds(s.cfg.Auth.TicketTTL())})
 			return
 		}
 		h(w, r, u)
@@ -203,7 +204,7 @@ type loginData struct {
 // it. Without a ticket it says how to get one.
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 	t := r.URL.Query().Get("t")
-	d := loginData{Hint: s.cfg.LoginHint(), TTL: s.cfg.Auth.TicketTTL().String(), Ticket: t}
+	d := loginData{Hint: s.cfg.LoginHint(), TTL: seconds(s.cfg.Auth.TicketTTL()), Ticket: t}
 	w.Header().Set("Cache-Control", "no-store")
 	if t == "" {
 		s.render(w, r, http.StatusOK, "login", "Log in", nil, d)
@@ -211,7 +212,7 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 	}
 	user, ok := s.cfg.Auth.TicketUser(t)
 	if !ok {
-		d.Ticket, d.Error = "", "This login URL was already used or has expired (they last "+s.cfg.Auth.TicketTTL().String()+")."
+		d.Ticket, d.Error = "", "This login URL was already used or has expired (they last "+seconds(s.cfg.Auth.TicketTTL())+")."
 		s.render(w, r, http.StatusGone, "login", "Log in", nil, d)
 		return
 	}
@@ -224,8 +225,8 @@ func (s *Server) loginSpend(w http.ResponseWriter, r *http.Request) {
 	t := r.FormValue("t") // the login URL itself may be POSTed: a POST is what link previews never send
 	user, id, err := s.cfg.Auth.Spend(t)
 	if err != nil {
-		s.render(w, r, http.StatusGone, "login", "Log in", nil, loginData{Hint: s.cfg.LoginHint(), TTL: s.cfg.Auth.TicketTTL().String(),
-			Error: "This login URL was already used or has expired (they last "+s.cfg.Auth.TicketTTL().String()+")."})
+		s.render(w, r, http.StatusGone, "login", "Log in", nil, loginData{Hint: s.cfg.LoginHint(), TTL: seconds(s.cfg.Auth.TicketTTL()),
+			Error: "This login URL was already used or has expired (they last " + seconds(s.cfg.Auth.TicketTTL()) + ")."})
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: id, Path: "/", HttpOnly: true, Secure: s.secure,
@@ -241,6 +242,14 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", HttpOnly: true, Secure: s.secure,
 		SameSite: http.SameSiteStrictMode, MaxAge: -1})
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// seconds says a lifetime the way the login page does: "60 seconds".
+func seconds(d time.Duration) string {
+	if n := int(d.Round(time.Second) / time.Second); n != 1 {
+		return strconv.Itoa(n) + " seconds"
+	}
+	return "1 second"
 }
 
 // wantsJSON reports whether the client asked for JSON rather than HTML.
