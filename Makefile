@@ -4,7 +4,7 @@ BIN     := bin/refline
 ARGS    ?=
 FUZZTIME ?= 60s
 
-.PHONY: all build run test test-short vet bench fuzz clean
+.PHONY: all build run test test-short vet bench fuzz screenshots clean
 
 all: build
 
@@ -25,8 +25,11 @@ run: build
 	./$(BIN) serve --deploy-path $(HOME)/refline-example $(ARGS)
 
 # The whole suite: unit tests, end-to-end stories (real git, ssh and server
-# processes on loopback) and the race detector.
+# processes on loopback) and the race detector. The dashboard's browser
+# story needs Chromium; without it, it is skipped, and this says so.
 test: vet
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null || \
+	  echo "make test: chromium is not installed: SKIPPING the dashboard browser story (apt-get install chromium)"
 	$(GO) test -race -count=1 ./...
 
 test-short:
@@ -42,6 +45,10 @@ bench:
 # Each fuzz target for FUZZTIME; corpora live in each package's testdata/fuzz.
 fuzz:
 	./scripts/fuzz.sh $(FUZZTIME)
+
+# Retakes docs/screenshots/*.png with the dashboard-browser story.
+screenshots:
+	REFLINE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestScripts/dashboard-browser$$' ./cmd/refline
 
 clean:
 	rm -rf bin

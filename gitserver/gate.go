@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/refline/refline/access"
+	"github.com/refline/refline/dashboard/auth"
 	"github.com/refline/refline/names"
 )
 
@@ -34,12 +35,13 @@ const (
 	ArgImage                       // an image name (names.Image)
 	ArgURL                         // an http(s) URL; the handler checks what it may reach
 	ArgWord                        // an id or an option word: printable ASCII, no spaces, at most 200 bytes
+	ArgToken                       // the name of an API token (auth.ValidName)
 )
 
 var argKindNames = map[ArgKind]string{
 	ArgRepo: "repo", ArgPipeline: "pipeline", ArgEnv: "env", ArgRun: "run number", ArgRev: "rev",
 	ArgUser: "user name", ArgLevel: "level", ArgRight: "right", ArgKey: "key", ArgImage: "image",
-	ArgURL: "url", ArgWord: "word",
+	ArgURL: "url", ArgWord: "word", ArgToken: "token name",
 }
 
 // String returns the kind's name, for the command table in docs and tests.
@@ -258,6 +260,10 @@ func checkArg(c *Call, decl Arg, v string) error {
 	case ArgWord:
 		if v == "" || len(v) > 200 || strings.IndexFunc(v, func(r rune) bool { return r <= 0x20 || r >= 0x7f }) >= 0 {
 			return Usagef("invalid %s %q", decl.Name, v)
+		}
+	case ArgToken:
+		if !auth.ValidName(v) {
+			return Usagef("token name %q is invalid; use 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' and '-', starting with a letter or digit", v)
 		}
 	case ArgKey:
 		// A key is checked by the handler, which also reads keys from stdin.

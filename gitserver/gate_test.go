@@ -26,6 +26,9 @@ func allCommands(s *Server) map[string]Command {
 	}
 	cmds["image"] = s.imageCommand()
 	cmds["webhook"] = s.webhookCommand()
+	for n, c := range s.webCommands() {
+		cmds[n] = c
+	}
 	return cmds
 }
 
@@ -101,6 +104,7 @@ func TestGateTable(t *testing.T) {
 		"image list |  | server admin",
 		"image remove | NAME:image | server admin",
 		"keys |  | any user",
+		"login |  | any user",
 		"logs | REPO:repo PIPELINE:pipeline RUN:run number flags --follow,-f | read on REPO",
 		"pipelines | REPO:repo | read on REPO",
 		"repo create | NAME:repo | may create repos",
@@ -111,6 +115,9 @@ func TestGateTable(t *testing.T) {
 		"rollback | REPO:repo PIPELINE:pipeline ENV:env [REV:rev] | read on REPO, +check",
 		"runs | REPO:repo [PIPELINE:pipeline] | read on REPO",
 		"status | REPO:repo | read on REPO",
+		"token create | NAME:token name | any user",
+		"token delete | NAME:token name | any user",
+		"token list |  | any user",
 		"user add | NAME:user name KEY:key... | server admin",
 		"user grant | NAME:user name admin|create:right | server admin",
 		"user list |  | server admin",

@@ -64,6 +64,11 @@ type Config struct {
 	// Limits bound connections, sessions and pushes; zero fields take
 	// DefaultLimits.
 	Limits Limits
+	// Logins and Tokens, when both set, add `login` and `token` (SPEC
+	// §11); WebURL is the dashboard's address the login URL starts with.
+	Logins Logins
+	Tokens Tokens
+	WebURL string
 }
 
 // Server is the SSH endpoint.
@@ -125,6 +130,11 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Webhooks != nil {
 		s.commands["webhook"] = s.webhookCommand()
+	}
+	if cfg.Logins != nil && cfg.Tokens != nil {
+		for name, c := range s.webCommands() {
+			s.commands[name] = c
+		}
 	}
 	s.srv = &ssh.Server{
 		Handler:          s.handle,

@@ -42,6 +42,7 @@ type Deployer struct {
 type deployRuns interface {
 	Enqueue(ctx context.Context, req Request) (*Run, error)
 	Runs(repo, pipeline string, limit int) ([]*Run, error)
+	Page(repo, pipeline string, q RunQuery) (RunPage, error)
 	liveDeploy(repo, pipeline, env, artifact string) *Run
 	deployLive(repo, pipeline, env string) bool
 	supersedeQueued(repo, pipeline, env, desired string)
@@ -398,13 +399,19 @@ func (r *Deployer) Artifacts(repo, pipeline string, limit int) ([]Artifact, erro
 	}
 	out := []Artifact{}
 	for _, c := range chain {
-		t := refs.Trailers(c.Message)
-		out = append(out, Artifact{
-			Commit: c.Hash.String(), Run: first(t["Run"]), SourceCommit: first(t["Source-Commit"]),
-			Subject: strings.SplitN(c.Message, "\n", 2)[0], Time: c.Committer.When.UTC(), Inputs: t["Input"],
-		})
+		out = append(out, ArtifactOf(c))
 	}
 	return out, nil
+}
+
+// ArtifactOf is the history entry of an artifact commit, as `artifacts`
+// prints it.
+func ArtifactOf(c *object.Commit) Artifact {
+	t := refs.Trailers(c.Message)
+	return Artifact{
+		Commit: c.Hash.String(), Run: first(t["Run"]), SourceCommit: first(t["Source-Commit"]),
+		Subject: strings.SplitN(c.Message, "\n", 2)[0], Time: c.Committer.When.UTC(), Inputs: t["Input"],
+	}
 }
 
 // EnvStatus is one environment × pipeline of `status`.
@@ -464,15 +471,11 @@ func (r *Deployer) Status(repo string) ([]EnvStatus, error) {
 		if !deployed.IsZero() {
 			st.Deployed = deployed.String()
 		}
-		// The newest deploy run of this environment tells the rest.
+		// The newest deploy run of this environment tells the rest; the
+		// run index finds it without reading the runs before it.
 		var last *Run
-		if runs, err := r.runs.Runs(repo, d.pipeline, 200); err == nil {
-			for _, run := range runs {
-				if run.Kind == Deploy && run.Environment == d.env {
-					last = run
-					break
-				}
-			}
+		if page, err := r.runs.Page(repo, d.pipeline, RunQuery{Kind: Deploy, Environment: d.env, Limit: 1}); err == nil && len(page.Runs) > 0 {
+			last = page.Runs[0]
 		}
 		if last != nil {
 			st.LastRun = last.Number

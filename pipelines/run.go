@@ -262,7 +262,10 @@ func (s *runStore) write(r *Run, durable bool) error {
 	}
 	path := filepath.Join(dir, "run.json")
 	if durable {
-		return writeFileAtomic(path, b)
+		if err := writeFileAtomic(path, b); err != nil {
+			return err
+		}
+		return s.index(r)
 	}
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
@@ -272,7 +275,8 @@ func (s *runStore) write(r *Run, durable bool) error {
 		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return nil
+	// After run.json: the index never names a state before it is stored.
+	return s.index(r)
 }
 
 func (s *runStore) load(repo, pipeline string, n int) (*Run, error) {

@@ -190,6 +190,9 @@ func New(cfg Config) (*Runner, error) {
 func (r *Runner) Start(ctx context.Context) error {
 	var requeue []*Run
 	err := r.store.all(func(run *Run) {
+		if err := r.store.repairIndex(run); err != nil {
+			r.log.WithError(err).WithField("run", run.ID()).Warn("repair run index")
+		}
 		switch {
 		case run.State == Running:
 			r.interrupted(ctx, run)
@@ -627,40 +630,13 @@ func (r *Runner) Get(repo, pipeline string, n int) (*Run, error) {
 }
 
 // Runs lists a repository's runs (of one pipeline, or all), newest first,
-// at most limit.
+// at most limit: the first page of Page.
 func (r *Runner) Runs(repo, pipeline string, limit int) ([]*Run, error) {
-	pls := []string{pipeline}
-	if pipeline == "" {
-		var err error
-		if pls, err = r.store.pipelines(repo); err != nil {
-			return nil, err
-		}
+	if limit <= 0 {
+		return []*Run{}, nil
 	}
-	var out []*Run
-	for _, p := range pls {
-		nums, err := r.store.numbers(repo, p)
-		if err != nil {
-			return nil, err
-		}
-		if len(nums) > limit {
-			nums = nums[len(nums)-limit:]
-		}
-		for _, n := range nums {
-			if run, err := r.Get(repo, p, n); err == nil {
-				out = append(out, run)
-			}
-		}
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].Queued.Equal(out[j].Queued) {
-			return out[i].Queued.After(out[j].Queued)
-		}
-		return out[i].Number > out[j].Number
-	})
-	if len(out) > limit {
-		out = out[:limit]
-	}
-	return out, nil
+	page, err := r.Page(repo, pipeline, RunQuery{Limit: limit})
+	return page.Runs, err
 }
 
 // Last returns the newest run of a pipeline, or nil.

@@ -60,10 +60,14 @@ func TestScripts(t *testing.T) {
 }
 
 // scriptCondition adds [root]: the tests run as root (as CI does), so the
-// server does too, and jobs change to an unprivileged host uid.
+// server does too, and jobs change to an unprivileged host uid; and
+// [chromium]: a browser the dashboard's browser stories can drive.
 func scriptCondition(cond string) (bool, error) {
 	if cond == "root" {
 		return os.Geteuid() == 0, nil
+	}
+	if cond == "chromium" {
+		return chromiumPath() != "", nil
 	}
 	return false, fmt.Errorf("unknown condition %q", cond)
 }
@@ -97,6 +101,7 @@ func setupScript(env *testscript.Env) error {
 	env.Setenv("GORACE", "atexit_sleep_ms=0")
 	env.Setenv("DATA", filepath.Join(env.WorkDir, "data"))
 	env.Values["server"] = &serverSlot{}
+	env.Values["web"] = newWebSlot()
 	// The README's example, as shipped, for the quickstart story.
 	return os.CopyFS(filepath.Join(env.WorkDir, "examples"), os.DirFS("../../examples"))
 }
@@ -165,6 +170,8 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 	"waitfor":  cmdWaitFor,
 	"readme":   cmdReadme,
 	"hookrecv": cmdHookRecv,
+	"http":     cmdHTTP,
+	"chrome":   cmdChrome,
 }
 
 // cmdWaitFor runs a shell command until it succeeds (30s at most): tests

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -27,6 +28,9 @@ import (
 
 	"github.com/refline/refline/access"
 	"github.com/refline/refline/atomicfile"
+	"github.com/refline/refline/dashboard"
+	"github.com/refline/refline/dashboard/auth"
+	"github.com/refline/refline/dashboard/view"
 	"github.com/refline/refline/gitcmd"
 	"github.com/refline/refline/gitserver"
 	"github.com/refline/refline/hooks"
@@ -41,6 +45,8 @@ type serveFlags struct {
 	data       string
 	sshListen  string
 	httpListen string
+	httpURL    string
+	loginTTL   time.Duration
 	adminKeys  multiFlag
 	maxJobs    int
 	logFormat  string
@@ -70,7 +76,9 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.data, "data", "./refline-data", "all state: repos, keys, run records, work dirs")
 	fs.StringVar(&f.sshListen, "ssh-listen", ":2222", "SSH git + command endpoint")
-	fs.StringVar(&f.httpListen, "http-listen", "127.0.0.1:8080", "/healthz and /metrics")
+	fs.StringVar(&f.httpListen, "http-listen", "127.0.0.1:8080", "the dashboard, /healthz and /metrics")
+	fs.DurationVar(&f.loginTTL, "login-ttl", auth.TicketTTL, "how long a login URL from `ssh HOST login` works")
+	fs.StringVar(&f.httpURL, "http-url", "", "the dashboard's address as users reach it, for the URLs `login` prints (default: http:// and --http-listen's address, with this host's name for an unspecified IP)")
 	fs.Var(&f.adminKeys, "admin-key", "an OpenSSH public key (file or literal) given admin rights; repeatable")
 	fs.IntVar(&f.maxJobs, "max-jobs", runtime.NumCPU(), "jobs that run at once; the rest queue")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
@@ -116,6 +124,9 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	}
 	if f.logFormat != "text" && f.logFormat != "json" {
 		return nil, fmt.Errorf("--log-format must be text or json, not %q", f.logFormat)
+	}
+	if f.loginTTL <= 0 {
+		return nil, fmt.Errorf("--login-ttl must be positive")
 	}
 	if f.maxJobs < 1 {
 		return nil, fmt.Errorf("--max-jobs must be at least 1")
@@ -285,13 +296,15 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 	if err != nil {
 		return err
 	}
+	// Open dashboard pages hear of every run and push as webhooks do.
+	notices := dashboard.NewHub()
 	var sshPort atomic.Value
 	sshPort.Store("2222")
 	logsHint := func(repo, pipeline string, n int) string {
 		return fmt.Sprintf("ssh -p %s git@%s logs %s %s %d -f", sshPort.Load(), host, repo, pipeline, n)
 	}
 	runner, err := pipelines.New(pipelines.Config{
-		Events:     webhooks,
+		Events:     fanout{webhooks, notices},
 		LogsHint:   logsHint,
 		DataDir:    data,
 		Repos:      store,
@@ -343,6 +356,20 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 	if err != nil {
 		return err
 	}
+	httpLn, err := net.Listen("tcp", f.httpListen)
+	if err != nil {
+		return fmt.Errorf("listen http on %s: %w", f.httpListen, err)
+	}
+	defer httpLn.Close()
+	webURL, err := dashboardURL(f.httpURL, httpLn.Addr(), host)
+	if err != nil {
+		return err
+	}
+	webAuth, err := auth.Open(filepath.Join(data, "tokens.json"))
+	if err != nil {
+		return err
+	}
+	webAuth.SetTicketTTL(f.loginTTL)
 	sshSrv := gitserver.New(gitserver.Config{
 		Listen:     f.sshListen,
 		HostKey:    keys.Host,
@@ -364,7 +391,33 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 		RunControl:     runner,
 		Deploys:        runner.Deployer(),
 		RepoRemover:    runner,
+
+		// The dashboard's login URLs and API tokens (SPEC §11).
+		Logins: webAuth,
+		Tokens: webAuth,
+		WebURL: webURL,
 	})
+	dash, err := dashboard.New(dashboard.Config{
+		Pages: view.New(view.Config{
+			Repos:      store,
+			Access:     users,
+			Runs:       runner,
+			Deploys:    runner.Deployer(),
+			SigningKey: signer.PublicKey(),
+			Logger:     log.WithField("component", "view"),
+		}),
+		Users:     users,
+		Repos:     store,
+		Auth:      webAuth,
+		Commands:  sshSrv,
+		Notices:   notices,
+		URL:       webURL,
+		LoginHint: func() string { return fmt.Sprintf("ssh -p %s git@%s login", sshPort.Load(), host) },
+		Logger:    log.WithField("component", "dashboard"),
+	})
+	if err != nil {
+		return err
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -375,14 +428,12 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 	defer stopHooks()
 	go func() { errc <- hookSrv.Serve(hookCtx) }()
 
-	httpLn, err := net.Listen("tcp", f.httpListen)
-	if err != nil {
-		return fmt.Errorf("listen http on %s: %w", f.httpListen, err)
-	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", dash)
 	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	httpSrv.RegisterOnShutdown(dash.Close)
 	go func() {
 		if err := httpSrv.Serve(gitserver.BackoffListener(httpLn, log.WithField("component", "http"))); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http: %w", err)
@@ -519,3 +570,36 @@ type keyInfo struct {
 
 func (k keyInfo) AgeRecipients() []string    { return k.keys.AgeRecipients() }
 func (k keyInfo) AllowedSignersLine() string { return k.signer.AllowedSignersLine() }
+
+// fanout sends the runner's events to each emitter: the webhooks, and the
+// dashboard's open pages.
+type fanout []pipelines.Emitter
+
+func (f fanout) Emit(ctx context.Context, ev webhook.Event) error {
+	var errs []error
+	for _, e := range f {
+		errs = append(errs, e.Emit(ctx, ev))
+	}
+	return errors.Join(errs...)
+}
+
+// dashboardURL is --http-url, or the address the HTTP listener got: an
+// unspecified IP (":8080", "0.0.0.0:8080") becomes this host's name.
+func dashboardURL(flagURL string, a net.Addr, host string) (string, error) {
+	if flagURL != "" {
+		u, err := url.Parse(flagURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return "", fmt.Errorf("--http-url must be an http:// or https:// URL, not %q", flagURL)
+		}
+		return strings.TrimSuffix(flagURL, "/"), nil
+	}
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return "http://" + a.String(), nil
+	}
+	h := ta.IP.String()
+	if ta.IP.IsUnspecified() {
+		h = host
+	}
+	return "http://" + net.JoinHostPort(h, strconv.Itoa(ta.Port)), nil
+}
