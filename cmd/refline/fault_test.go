@@ -108,13 +108,16 @@ func cmdCrash(ts *testscript.TestScript, neg bool, args []string) {
 		repo := filepath.Join(data, "repos", args[1]+".git")
 		old := map[string]bool{} // temporary objects of earlier crashes
 		tmpObjs := func() []string {
-			files, _ := filepath.Glob(filepath.Join(repo, "objects", "pack", "tmp_obj_*"))
-			return files
+			// Blobs are written to objects/ (refs.writeLoose), trees
+			// and commits by go-git to objects/pack/.
+			files, _ := filepath.Glob(filepath.Join(repo, "objects", "tmp_obj_*"))
+			more, _ := filepath.Glob(filepath.Join(repo, "objects", "pack", "tmp_obj_*"))
+			return append(files, more...)
 		}
 		for _, f := range tmpObjs() {
 			old[f] = true
 		}
-		at = func() (string, bool) {
+		passed := func() (string, bool) {
 			run, err := readRun(file)
 			if err != nil {
 				return err.Error(), false
@@ -126,9 +129,20 @@ func cmdCrash(ts *testscript.TestScript, neg bool, args []string) {
 			return fmt.Sprintf("run %s, %d stages, all passed: %v", run.State, len(run.Stages), passed),
 				run.State == "running" && passed
 		}
+		// The time from the last stage's end to the artifact's last
+		// object can be shorter than a poll, so the server runs in slices
+		// from the moment the run is under way, not only once its stages
+		// have passed.
+		at = func() (string, bool) {
+			run, err := readRun(file)
+			if err != nil {
+				return err.Error(), false
+			}
+			return "run " + run.State, run.State == "running"
+		}
 		// Deeper in: while an object of the artifact is being written.
 		step = func() (string, bool) {
-			state, ok := at()
+			state, ok := passed()
 			writing := 0
 			for _, f := range tmpObjs() {
 				if !old[f] {
