@@ -52,16 +52,11 @@ const (
 	CredDir     = "/var/run/refline"
 	KeyFile     = CredDir + "/" + secretKey
 	HostKeyFile = CredDir + "/" + secretHostKey
+	// WorkDir is the agent's workspace, an emptyDir (sized by limits: disk).
+	WorkDir = "/var/lib/refline-agent"
 
 	secretKey     = "key"
 	secretHostKey = "host_key"
-)
-
-// Environment the agent's container gets: where the Secret's files are.
-// Nothing of the server's own environment reaches the pod.
-const (
-	EnvKeyFile     = "REFLINE_AGENT_KEY_FILE"
-	EnvHostKeyFile = "REFLINE_AGENT_HOST_KEY_FILE"
 )
 
 // Config configures a Launcher.
@@ -281,6 +276,7 @@ func (l *Launcher) job(name, image string, a pipelines.AgentLaunch) *batchv1.Job
 		},
 		Volumes: []corev1.Volume{
 			{Name: "agent", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+			{Name: "work", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: diskLimit(a.Limits)}}},
 			{Name: "run", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 				SecretName:  name,
 				DefaultMode: &secMode,
@@ -304,14 +300,12 @@ func (l *Launcher) job(name, image string, a pipelines.AgentLaunch) *batchv1.Job
 			Name:    "agent",
 			Image:   image,
 			Command: []string{AgentBin},
-			Args:    a.Args,
-			Env: []corev1.EnvVar{
-				{Name: EnvKeyFile, Value: KeyFile},
-				{Name: EnvHostKeyFile, Value: HostKeyFile},
-			},
+			// Nothing of the server's environment reaches the pod: no Env.
+			Args: append(append([]string{}, a.Args...), "--key-file", KeyFile, "--workdir", WorkDir),
 			VolumeMounts: []corev1.VolumeMount{
 				{Name: "agent", MountPath: AgentDir, ReadOnly: true},
 				{Name: "run", MountPath: CredDir, ReadOnly: true},
+				{Name: "work", MountPath: WorkDir},
 			},
 			SecurityContext: container.DeepCopy(),
 			Resources:       l.resources(a.Limits),
@@ -352,6 +346,14 @@ func (l *Launcher) resources(lim pipelines.Limits) corev1.ResourceRequirements {
 		return corev1.ResourceRequirements{}
 	}
 	return corev1.ResourceRequirements{Limits: r, Requests: r.DeepCopy()}
+}
+
+// diskLimit caps the workspace emptyDir at limits: disk (nil: no cap).
+func diskLimit(lim pipelines.Limits) *resource.Quantity {
+	if lim.Disk <= 0 {
+		return nil
+	}
+	return resource.NewQuantity(lim.Disk, resource.BinarySI)
 }
 
 func (l *Launcher) secret(name string, a pipelines.AgentLaunch, owner *batchv1.Job) *corev1.Secret {

@@ -104,7 +104,7 @@ func TestLaunchBuildsJobAndSecret(t *testing.T) {
 	if ic.Image != "refline:dev" || strings.Join(ic.Command, " ") != "cp /usr/local/bin/refline /opt/refline/bin/refline" {
 		t.Errorf("init container %s %v", ic.Image, ic.Command)
 	}
-	if c.Image != "golang:1.26" || strings.Join(c.Command, " ") != AgentBin || strings.Join(c.Args, " ") != "agent --server refline.ci.svc:2222" {
+	if c.Image != "golang:1.26" || strings.Join(c.Command, " ") != AgentBin || strings.Join(c.Args, " ") != "agent --server refline.ci.svc:2222 --key-file /var/run/refline/key --workdir /var/lib/refline-agent" {
 		t.Errorf("container %s %v %v", c.Image, c.Command, c.Args)
 	}
 	for _, x := range []corev1.Container{ic, c} {
@@ -112,8 +112,8 @@ func TestLaunchBuildsJobAndSecret(t *testing.T) {
 		if *sc.AllowPrivilegeEscalation || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" || sc.Privileged != nil {
 			t.Errorf("%s security context %+v", x.Name, sc)
 		}
-		if len(x.EnvFrom) > 0 {
-			t.Errorf("%s takes environment from %v", x.Name, x.EnvFrom)
+		if len(x.EnvFrom) > 0 || len(x.Env) > 0 {
+			t.Errorf("%s has environment %v %v", x.Name, x.Env, x.EnvFrom)
 		}
 	}
 	if got := c.Resources.Limits[corev1.ResourceMemory]; got.Cmp(resource.MustParse("512Mi")) != 0 {
@@ -144,6 +144,12 @@ func TestLaunchBuildsJobAndSecret(t *testing.T) {
 	}
 	if vols["agent"].EmptyDir == nil {
 		t.Errorf("agent volume %+v", vols["agent"])
+	}
+	if w := vols["work"].EmptyDir; w == nil || w.SizeLimit.Cmp(resource.MustParse("1Gi")) != 0 {
+		t.Errorf("work volume %+v", vols["work"])
+	}
+	if m := mounts["work"]; m.MountPath != WorkDir || m.ReadOnly {
+		t.Errorf("work mount %+v", m)
 	}
 	sv := vols["run"].Secret
 	if sv == nil || sv.SecretName != name || *sv.DefaultMode != 0o400 {
