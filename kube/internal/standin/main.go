@@ -23,6 +23,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -34,10 +35,14 @@ import (
 
 	"github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/retry"
 )
@@ -56,6 +61,7 @@ func main() {
 	flag.StringVar(&node, "node", "standin", "the node name pods are bound to")
 	flag.StringVar(&root, "root", "", "directory for pod volumes and container logs")
 	flag.StringVar(&ns, "namespace", "", "only this namespace (default: all)")
+	apply := flag.String("apply", "", "instead of running: create -namespace and the ServiceAccounts, Roles and RoleBindings in this YAML file, then exit")
 	flag.Var(&files, "image-file", "DST=SRC: every container sees host file SRC at DST (e.g. the agent image's binary); repeatable")
 	flag.Parse()
 	log := logrus.New()
@@ -70,6 +76,12 @@ func main() {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		log.Fatal(err)
+	}
+	if *apply != "" {
+		if err := applyFile(context.Background(), cs, ns, *apply); err != nil {
+			log.Fatal(err)
+		}
+		return
 	}
 	k := &kubelet{cs: cs, node: node, root: root, ns: ns, log: logrus.NewEntry(log), pods: map[types.UID]*podRun{}}
 	for _, f := range files {
@@ -546,4 +558,47 @@ func identity(p *corev1.Pod, c corev1.Container) (uid, gid int64, groups []uint3
 		return 0, 0, nil, errors.New("container has runAsNonRoot and would run as root")
 	}
 	return uid, gid, groups, nil
+}
+
+// applyFile creates ns and the RBAC objects of a manifest: the little of
+// `kubectl apply` the tests need, with no kubectl here.
+func applyFile(ctx context.Context, cs kubernetes.Interface, ns, file string) error {
+	_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	dec := yaml.NewYAMLOrJSONDecoder(f, 4096)
+	for {
+		var raw runtime.RawExtension
+		if err := dec.Decode(&raw); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		if len(raw.Raw) == 0 {
+			continue
+		}
+		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode(raw.Raw, nil, nil)
+		if err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		switch o := obj.(type) {
+		case *corev1.ServiceAccount:
+			_, err = cs.CoreV1().ServiceAccounts(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+		case *rbacv1.Role:
+			_, err = cs.RbacV1().Roles(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+		case *rbacv1.RoleBinding:
+			_, err = cs.RbacV1().RoleBindings(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+		default:
+			return fmt.Errorf("%s: cannot apply a %T", file, obj)
+		}
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+	}
 }
