@@ -83,9 +83,9 @@ type agentRun struct {
 
 	mu      sync.Mutex
 	conn    *agent.Conn
-	hangup  func()      // closes the agent's SSH connection
-	ready   chan error  // workspace laid out
-	cur     *agentProc  // the running stage
+	hangup  func()     // closes the agent's SSH connection
+	ready   chan error // workspace laid out
+	cur     *agentProc // the running stage
 	tar     *io.PipeWriter
 	dead    chan struct{} // closed when the connection ended
 	deadErr error
@@ -583,4 +583,3 @@ func (p *agentProc) Handle() string {
 	defer p.w.e.mu.Unlock()
 	return "agent:" + p.w.r.handle
 }
-
