@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -77,6 +78,7 @@ type agentRun struct {
 	pub    string // wire form of the public key
 	handle string // the launcher's
 
+	bye      atomic.Bool   // the server told the agent to leave
 	attached chan struct{} // closed when an agent session said hello
 	revoked  chan struct{} // closed when the credential is revoked
 	once     sync.Once
@@ -161,8 +163,11 @@ func (e *AgentExecutor) ServeAgent(ctx context.Context, run string, key []byte, 
 	case <-r.revoked:
 		return nil
 	default:
-		return err
 	}
+	if r.bye.Load() && errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
 }
 
 // read dispatches the agent's frames until the connection ends.
@@ -515,7 +520,15 @@ func (w *agentWorkspace) Close() error {
 	var err error
 	w.closed.Do(func() {
 		if c, cerr := w.conn(); cerr == nil && c != nil {
-			_ = c.Write(agent.FrameBye, []byte("{}"))
+			// A told agent leaves by itself (and says nothing of a
+			// lost connection); one that does not is cut off below.
+			w.r.bye.Store(true)
+			if c.Write(agent.FrameBye, []byte("{}")) == nil {
+				select {
+				case <-w.r.dead:
+				case <-time.After(2 * time.Second):
+				}
+			}
 		}
 		w.e.revoke(w.r)
 		w.e.mu.Lock()

@@ -139,7 +139,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 			return nil, fmt.Errorf("--agent-launcher must be local or sandbox, not %q", f.agent.launcher)
 		}
 	default:
-		return nil, fmt.Errorf("--executor must be sandbox or local, not %q", f.executor)
+		return nil, fmt.Errorf("--executor must be sandbox, local or agent, not %q", f.executor)
 	}
 	for i, p := range f.deployPaths {
 		if !filepath.IsAbs(p) {
