@@ -69,6 +69,10 @@ type Config struct {
 	Instance string
 	// DefaultImage runs pipelines that name no image:.
 	DefaultImage string
+	// ImagePrefix goes before a pipeline's image: (e.g.
+	// "registry.example.com/ci/"): image names are plain words (SPEC),
+	// so the registry and path come from the server.
+	ImagePrefix string
 	// AgentImage is refline's own image; its init container copies the
 	// static binary AgentImagePath (default /usr/local/bin/refline) into
 	// the pod, so that any image can run the agent.
@@ -135,9 +139,9 @@ func (l *Launcher) Launch(ctx context.Context, a pipelines.AgentLaunch) (string,
 	if a.Instance != "" && a.Instance != l.c.Instance {
 		return "", fmt.Errorf("kube: launch for instance %q on a launcher of instance %q", a.Instance, l.c.Instance)
 	}
-	image := a.Image
-	if image == "" {
-		image = l.c.DefaultImage
+	image := l.c.DefaultImage
+	if a.Image != "" {
+		image = l.c.ImagePrefix + a.Image
 	}
 	if image == "" {
 		return "", fmt.Errorf("%s #%d names no image: and the server has no --k8s-default-image", a.Pipeline, a.Run)

@@ -22,7 +22,7 @@ func newTest(t *testing.T) (*Launcher, *fake.Clientset) {
 	cs := fake.NewClientset()
 	l, err := New(Config{
 		Client: cs, Namespace: "ci", Instance: "refline@host",
-		DefaultImage: "debian:stable", AgentImage: "refline:dev",
+		DefaultImage: "debian:stable", AgentImage: "refline:dev", ImagePrefix: "registry.example/ci/",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +33,7 @@ func newTest(t *testing.T) (*Launcher, *fake.Clientset) {
 func launch() pipelines.AgentLaunch {
 	return pipelines.AgentLaunch{
 		Instance: "refline@host", Repo: "team/web-site", Pipeline: "Build & Test", Run: 7,
-		Image:  "golang:1.26",
+		Image:  "golang-1.26",
 		Server: "refline.ci.svc:2222", HostKey: "ssh-ed25519 AAAAhost", Key: []byte("-----BEGIN OPENSSH PRIVATE KEY-----\nrun\n"),
 		Args:     []string{"agent", "--server", "refline.ci.svc:2222"},
 		Deadline: 90*time.Minute + 500*time.Millisecond,
@@ -104,7 +104,7 @@ func TestLaunchBuildsJobAndSecret(t *testing.T) {
 	if ic.Image != "refline:dev" || strings.Join(ic.Command, " ") != "cp /usr/local/bin/refline /opt/refline/bin/refline" {
 		t.Errorf("init container %s %v", ic.Image, ic.Command)
 	}
-	if c.Image != "golang:1.26" || strings.Join(c.Command, " ") != AgentBin || strings.Join(c.Args, " ") != "agent --server refline.ci.svc:2222 --key-file /var/run/refline/key --workdir /var/lib/refline-agent" {
+	if c.Image != "registry.example/ci/golang-1.26" || strings.Join(c.Command, " ") != AgentBin || strings.Join(c.Args, " ") != "agent --server refline.ci.svc:2222 --key-file /var/run/refline/key --workdir /var/lib/refline-agent" {
 		t.Errorf("container %s %v %v", c.Image, c.Command, c.Args)
 	}
 	for _, x := range []corev1.Container{ic, c} {

@@ -56,6 +56,7 @@ type serveFlags struct {
 	jobLimits           pipelines.Limits
 	limits              limitFlags
 	agent               agentFlags
+	kube                kubeFlags
 }
 
 // agentFlags configure --executor agent (a development and testing mode:
@@ -85,10 +86,11 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&f.grace, "grace", 30*time.Second, "how long running jobs and sessions may finish on shutdown")
-	fs.StringVar(&f.executor, "executor", "sandbox", "sandbox (each job isolated with bubblewrap) or local (no isolation); agent runs each run through `refline agent` (development and testing)")
+	fs.StringVar(&f.executor, "executor", "sandbox", "sandbox (each job isolated with bubblewrap) or local (no isolation); agent runs each run through `refline agent` (development and testing); kubernetes runs each run as a Job (SPEC §12)")
 	fs.StringVar(&f.agent.launcher, "agent-launcher", "sandbox", "with --executor agent: where agents run, local (processes) or sandbox (bubblewrap)")
 	fs.StringVar(&f.agent.server, "agent-server", "", "host:port agents dial to reach this server's SSH (default: loopback and the SSH port)")
 	fs.DurationVar(&f.agent.connectTimeout, "agent-connect-timeout", 2*time.Minute, "how long a launched agent has to connect")
+	f.kube.register(fs)
 	fs.Var(&f.deployPaths, "deploy-path", "a host directory deploy jobs see read-write at the same path; repeatable")
 	fs.StringVar(&f.jobMemory, "job-memory", "", "each job's memory: the default and the cap for limits: memory (e.g. 2G; empty: none)")
 	fs.IntVar(&f.jobPids, "job-pids", 4096, "each job's processes: the default and the cap for limits: pids (0: none)")
@@ -138,8 +140,12 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 		if f.agent.launcher != "local" && f.agent.launcher != "sandbox" {
 			return nil, fmt.Errorf("--agent-launcher must be local or sandbox, not %q", f.agent.launcher)
 		}
+	case "kubernetes":
+		if err := f.kube.check(); err != nil {
+			return nil, err
+		}
 	default:
-		return nil, fmt.Errorf("--executor must be sandbox, local or agent, not %q", f.executor)
+		return nil, fmt.Errorf("--executor must be sandbox, local, agent or kubernetes, not %q", f.executor)
 	}
 	for i, p := range f.deployPaths {
 		if !filepath.IsAbs(p) {
@@ -468,6 +474,9 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 func newExecutor(f *serveFlags, data string, log *logrus.Entry, aw agentWiring) (pipelines.Executor, error) {
 	if f.executor == "agent" {
 		return newAgentExecutor(f, data, log, aw)
+	}
+	if f.executor == "kubernetes" {
+		return newKubeExecutor(f, data, log, aw)
 	}
 	if f.executor == "local" {
 		log.Warn("--executor local: jobs run as the server's own user with no isolation; any pipeline can read the server's keys and take it over. Use it only on a machine where every pusher is trusted.")
