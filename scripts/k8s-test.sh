@@ -96,12 +96,13 @@ kubeconfig "$T/admin.kubeconfig" "$ADMIN_TOKEN"
 kubeconfig "$T/refline.kubeconfig" "$REFLINE_TOKEN"
 
 "$KBIN/kube-controller-manager" --kubeconfig "$T/admin.kubeconfig" \
-	--controllers job,garbage-collector,ttl-after-finished,serviceaccount \
+	--controllers job-controller,garbage-collector-controller,ttl-after-finished-controller,serviceaccount-controller \
 	--leader-elect=false --secure-port 0 --profiling=false >"$T/controller-manager.log" 2>&1 &
 pids+=($!)
 
-# The namespace and deploy/k8s/rbac.yaml, applied as an administrator would.
-"$T/bin/standin" -kubeconfig "$T/admin.kubeconfig" -namespace "$NS" -apply deploy/k8s/rbac.yaml
+# deploy/k8s/namespace.yaml (Pod Security "restricted") and rbac.yaml, applied
+# as an administrator would.
+"$T/bin/standin" -kubeconfig "$T/admin.kubeconfig" -apply deploy/k8s/namespace.yaml -apply deploy/k8s/rbac.yaml
 
 mkdir -p "$T/standin"
 "$T/bin/standin" -kubeconfig "$T/admin.kubeconfig" -root "$T/standin" -namespace "$NS" \

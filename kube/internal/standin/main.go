@@ -61,7 +61,8 @@ func main() {
 	flag.StringVar(&node, "node", "standin", "the node name pods are bound to")
 	flag.StringVar(&root, "root", "", "directory for pod volumes and container logs")
 	flag.StringVar(&ns, "namespace", "", "only this namespace (default: all)")
-	apply := flag.String("apply", "", "instead of running: create -namespace and the ServiceAccounts, Roles and RoleBindings in this YAML file, then exit")
+	var apply multiFlag
+	flag.Var(&apply, "apply", "instead of running: create the Namespaces, ServiceAccounts, Roles and RoleBindings in this YAML file, then exit; repeatable")
 	flag.Var(&files, "image-file", "DST=SRC: every container sees host file SRC at DST (e.g. the agent image's binary); repeatable")
 	flag.Parse()
 	log := logrus.New()
@@ -77,9 +78,11 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	if *apply != "" {
-		if err := applyFile(context.Background(), cs, ns, *apply); err != nil {
-			log.Fatal(err)
+	if len(apply) > 0 {
+		for _, f := range apply {
+			if err := applyFile(context.Background(), cs, f); err != nil {
+				log.Fatal(err)
+			}
 		}
 		return
 	}
@@ -560,13 +563,9 @@ func identity(p *corev1.Pod, c corev1.Container) (uid, gid int64, groups []uint3
 	return uid, gid, groups, nil
 }
 
-// applyFile creates ns and the RBAC objects of a manifest: the little of
-// `kubectl apply` the tests need, with no kubectl here.
-func applyFile(ctx context.Context, cs kubernetes.Interface, ns, file string) error {
-	_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return err
-	}
+// applyFile creates the objects of a manifest: the little of `kubectl
+// apply` the tests need, with no kubectl here.
+func applyFile(ctx context.Context, cs kubernetes.Interface, file string) error {
 	f, err := os.Open(file)
 	if err != nil {
 		return err
@@ -588,6 +587,8 @@ func applyFile(ctx context.Context, cs kubernetes.Interface, ns, file string) er
 			return fmt.Errorf("%s: %w", file, err)
 		}
 		switch o := obj.(type) {
+		case *corev1.Namespace:
+			_, err = cs.CoreV1().Namespaces().Create(ctx, o, metav1.CreateOptions{})
 		case *corev1.ServiceAccount:
 			_, err = cs.CoreV1().ServiceAccounts(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
 		case *rbacv1.Role:
