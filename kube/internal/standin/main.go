@@ -67,8 +67,8 @@ func main() {
 	flag.Parse()
 	log := logrus.New()
 	log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
-	if root == "" || kubeconfig == "" {
-		log.Fatal("standin: -kubeconfig and -root are required")
+	if kubeconfig == "" {
+		log.Fatal("standin: -kubeconfig is required")
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
@@ -85,6 +85,9 @@ func main() {
 			}
 		}
 		return
+	}
+	if root == "" {
+		log.Fatal("standin: -root is required")
 	}
 	k := &kubelet{cs: cs, node: node, root: root, ns: ns, log: logrus.NewEntry(log), pods: map[types.UID]*podRun{}}
 	for _, f := range files {
