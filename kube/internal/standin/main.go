@@ -65,6 +65,9 @@ func main() {
 	flag.Var(&apply, "apply", "instead of running: create the Namespaces, ServiceAccounts, Roles and RoleBindings in this YAML file, then exit; repeatable")
 	flag.Var(&files, "image-file", "DST=SRC: every container sees host file SRC at DST (e.g. the agent image's binary); repeatable")
 	flag.Parse()
+	// Volumes are made as a kubelet makes them, whatever umask we inherit:
+	// pods run as other users and must reach them.
+	syscall.Umask(0o022)
 	log := logrus.New()
 	log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
 	if kubeconfig == "" {
