@@ -2,6 +2,7 @@ package pipelines
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -186,4 +187,33 @@ func TestAgentExecutorClose(t *testing.T) {
 		t.Fatal("Prepare after Close")
 	}
 	_ = ws.Close()
+}
+
+// TestAgentExecutorCollectBounded: a workspace sent back past MaxWorkspace
+// is refused, and the agent's connection is cut.
+func TestAgentExecutorCollectBounded(t *testing.T) {
+	e, l := newPipeExecutor(t)
+	e.cfg.MaxWorkspace = 1000
+	ctx := context.Background()
+	ws, err := e.Prepare(ctx, WorkspaceSpec{Dir: filepath.Join(t.TempDir(), "w"), Env: []string{"PATH=/usr/bin:/bin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	var out syncBuffer
+	p, err := ws.Start(ctx, Job{Script: "head -c 5000 /dev/zero > big", Output: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, err := p.Wait(); code != 0 || err != nil {
+		t.Fatalf("stage: %d %v %s", code, err, out.String())
+	}
+	if _, err := ws.Collect(ctx); err == nil || !errors.Is(err, agent.ErrTreeTooLarge) {
+		t.Fatalf("collect: %v", err)
+	}
+	select {
+	case <-l.served:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the agent's session outlived a refused workspace")
+	}
 }
