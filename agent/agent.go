@@ -104,7 +104,20 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		}
 	}()
-	a := &runner{cfg: cfg, c: NewConn(out, in)}
+	return Serve(cfg, out, in)
+}
+
+// Serve speaks the agent's side of the protocol over r and w (an SSH
+// session's stdout and stdin in Run) until the server says bye (nil) or
+// the stream or the run fails. cfg.Run and cfg.WorkDir are used.
+func Serve(cfg Config, r io.Reader, w io.Writer) error {
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
+		return fmt.Errorf("workspace: %w", err)
+	}
+	a := &runner{cfg: cfg, c: NewConn(r, w)}
 	return a.serve()
 }
 

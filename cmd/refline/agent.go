@@ -107,6 +107,11 @@ func newAgentExecutor(f *serveFlags, data string, log *logrus.Entry, aw agentWir
 	}), nil
 }
 
+// agentShutdownMargin is how much longer than --grace the SSH server keeps
+// agent sessions at shutdown: enough for the runner to cancel their stages
+// and close them itself.
+const agentShutdownMargin = 20 * time.Second
+
 // agentRuns is the executor's run-principal side for the SSH server, or
 // nil when runs do not go through agents.
 func agentRuns(e pipelines.Executor) gitserver.AgentRuns {

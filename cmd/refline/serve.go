@@ -424,6 +424,13 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 		return err
 	}
 
+	// Agent sessions must outlive the runner's grace: the runner stops
+	// their runs (recorded as interrupted) and then closes them; cut off
+	// first, a run would fail for its lost agent instead.
+	sshGrace := f.grace
+	if agentRuns(executor) != nil {
+		sshGrace += agentShutdownMargin
+	}
 	sshDone := make(chan error, 1)
 	go func() {
 		sshDone <- sshSrv.ListenAndServe(ctx, func(a net.Addr) {
@@ -438,7 +445,7 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 			// Deploy refs moved while the server was down (or whose
 			// deploy a crash interrupted) are deployed now.
 			go runner.Deployer().ReconcileAll(ctx)
-		}, f.grace)
+		}, sshGrace)
 	}()
 
 	var runErr error
