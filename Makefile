@@ -4,7 +4,7 @@ BIN     := bin/refline
 ARGS    ?=
 FUZZTIME ?= 60s
 
-.PHONY: all build run test test-short vet bench fuzz screenshots clean
+.PHONY: all build run test test-short test-k8s vet bench fuzz screenshots clean
 
 all: build
 
@@ -52,3 +52,10 @@ screenshots:
 
 clean:
 	rm -rf bin
+
+# Not part of `make test`: the Kubernetes executor against a real
+# kube-apiserver, etcd and kube-controller-manager (built once from the Go
+# proxy, cached in ~/.cache/refline/k8s) with a stand-in kubelet. Needs
+# etcd-server, bubblewrap and openssl. See README "Kubernetes".
+test-k8s:
+	./scripts/k8s-test.sh

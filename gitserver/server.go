@@ -69,6 +69,22 @@ type Config struct {
 	Logins Logins
 	Tokens Tokens
 	WebURL string
+	// Agents, when set, admits the per-run keys of runs executed by
+	// agents elsewhere (the agent executor), each for its run's agent
+	// session only.
+	Agents AgentRuns
+}
+
+// AgentRuns is the subset of the agent executor the SSH server uses. A key
+// it knows is a run principal: it may open exactly one kind of session,
+// "agent RUNID" for its own run, and nothing else.
+type AgentRuns interface {
+	// RunOfKey returns the live run a public key (wire form) was made
+	// for.
+	RunOfKey(key []byte) (run string, ok bool)
+	// ServeAgent speaks the agent protocol for run over rw until the run
+	// or the connection ends; hangup closes the connection.
+	ServeAgent(ctx context.Context, run string, key []byte, rw io.ReadWriter, hangup func()) error
 }
 
 // Server is the SSH endpoint.
@@ -158,6 +174,9 @@ func (s *Server) authKey(ctx ssh.Context, key ssh.PublicKey) bool {
 	if _, ok := s.cfg.Access.UserByKey(key); ok {
 		return true
 	}
+	if _, ok := s.runOfKey(key); ok {
+		return true
+	}
 	s.metrics.authFail.Inc()
 	return false
 }
@@ -205,6 +224,10 @@ func (s *Server) handle(sess ssh.Session) {
 	defer s.metrics.active.Dec()
 
 	key := sess.PublicKey()
+	if run, ok := s.runOfKey(key); ok {
+		_ = sess.Exit(s.serveAgent(sess, run, key))
+		return
+	}
 	user, ok := s.cfg.Access.UserByKey(key)
 	if key == nil || !ok {
 		fmt.Fprintln(sess.Stderr(), "refline: permission denied")
@@ -229,6 +252,47 @@ func (s *Server) handle(sess ssh.Session) {
 	}
 	code := s.runCommand(sess, log, user, args)
 	_ = sess.Exit(code)
+}
+
+// runOfKey says which live run a per-run key is for.
+func (s *Server) runOfKey(key ssh.PublicKey) (string, bool) {
+	if key == nil || s.cfg.Agents == nil {
+		return "", false
+	}
+	return s.cfg.Agents.RunOfKey(key.Marshal())
+}
+
+// serveAgent is all a run principal may do: the agent session of its own
+// run. Any other command, git included, and any other run are refused
+// alike.
+func (s *Server) serveAgent(sess ssh.Session, run string, key ssh.PublicKey) int {
+	log := s.cfg.Logger.WithFields(logrus.Fields{
+		"session": shortID(sess.Context().SessionID()),
+		"agent":   run,
+		"remote":  sess.RemoteAddr().String(),
+	})
+	args, err := splitCommand(sess.RawCommand())
+	if err != nil || len(args) != 2 || args[0] != "agent" || args[1] != run || sess.Subsystem() != "" {
+		log.WithField("command", sess.RawCommand()).Warn("run key used for something other than its agent session")
+		s.metrics.sessions.WithLabelValues("agent", "refused").Inc()
+		fmt.Fprintln(sess.Stderr(), "refline: permission denied: this key may only run its own run's agent")
+		return 1
+	}
+	conn, _ := sess.Context().Value(ssh.ContextKeyConn).(gossh.Conn)
+	hangup := func() {
+		if conn != nil {
+			_ = conn.Close()
+		}
+		_ = sess.Close()
+	}
+	log.Info("agent connected")
+	if err := s.cfg.Agents.ServeAgent(sess.Context(), run, key.Marshal(), sess, hangup); err != nil {
+		log.WithError(err).Warn("agent session ended")
+		s.metrics.sessions.WithLabelValues("agent", "error").Inc()
+		return 1
+	}
+	s.metrics.sessions.WithLabelValues("agent", "ok").Inc()
+	return 0
 }
 
 // gitService recognises what git clients send: `git-upload-pack 'path'` and

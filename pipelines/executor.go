@@ -49,6 +49,13 @@ type WorkspaceSpec struct {
 	Limits Limits
 	// Deploy marks a deploy run: it sees the allowed deploy paths.
 	Deploy bool
+	// Repo, Pipeline and Run name the run, for executors that start its
+	// jobs elsewhere (labels, messages); zero values are allowed.
+	Repo, Pipeline string
+	Run            int
+	// Deadline is the sum of the run's stage timeouts, a bound for
+	// executors that must give one up front (0: none known).
+	Deadline time.Duration
 }
 
 // Workspace is a prepared run: stages start in it one at a time, and its

@@ -205,6 +205,13 @@ func (r *Runner) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("recover runs: %w", err)
 	}
+	if rm, ok := r.cfg.Executor.(leftoverRemover); ok {
+		// Jobs launched elsewhere whose handles no run recorded (a
+		// crash between launch and the first stage) go too.
+		if err := rm.Sweep(ctx); err != nil {
+			r.log.WithError(err).Warn("sweep agents left by the previous instance")
+		}
+	}
 	sort.Slice(requeue, func(i, j int) bool { return requeue[i].Queued.Before(requeue[j].Queued) })
 	defer r.journal.replay(ctx, r.cfg.Repos, r) // after the workers start: it may queue runs
 	r.mu.Lock()
@@ -224,7 +231,7 @@ func (r *Runner) Start(ctx context.Context) error {
 // artifact is on the chain, or its deploy moved refs/deployed).
 func (r *Runner) interrupted(ctx context.Context, run *Run) {
 	log := r.log.WithField("run", run.ID())
-	if run.Process != "" && KillLeftover(run.Process) {
+	if run.Process != "" && r.killLeftover(ctx, run.Process) {
 		log.WithField("process", run.Process).Warn("stopped a job process left by the previous instance")
 	}
 	run.Process = ""
@@ -255,6 +262,22 @@ func (r *Runner) interrupted(ctx context.Context, run *Run) {
 	}
 	_ = os.RemoveAll(r.workDir(run))
 	r.rec.finish(ctx, run, log)
+}
+
+// leftoverRemover is what an executor that starts jobs elsewhere (the
+// agent executor) offers crash recovery: removing what one handle names,
+// and everything this instance launched that no live run holds.
+type leftoverRemover interface {
+	RemoveLeftover(ctx context.Context, handle string) bool
+	Sweep(ctx context.Context) error
+}
+
+// killLeftover stops what a crashed instance's job handle names.
+func (r *Runner) killLeftover(ctx context.Context, handle string) bool {
+	if rm, ok := r.cfg.Executor.(leftoverRemover); ok && rm.RemoveLeftover(ctx, handle) {
+		return true
+	}
+	return KillLeftover(handle)
 }
 
 // push adds a run to the queue; r.mu must be held.

@@ -95,6 +95,10 @@ func (r *stager) runStages(ctx context.Context, lr *liveRun, log *logrus.Entry) 
 
 	box := p.box
 	box.Dir, box.Fill, box.Env = r.workDir(run), p.fill, p.env
+	box.Repo, box.Pipeline, box.Run = run.Repo, run.Pipeline, run.Number
+	for _, st := range p.stages {
+		box.Deadline += stageTimeout(st)
+	}
 	ws, err := r.executor.Prepare(ctx, box)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -202,10 +206,7 @@ func (r *stager) runStage(ctx context.Context, lr *liveRun, i int, st spec.Stage
 	for _, n := range notes {
 		fmt.Fprintln(out, n)
 	}
-	timeout := st.Timeout
-	if timeout <= 0 {
-		timeout = spec.DefaultTimeout
-	}
+	timeout := stageTimeout(st)
 	sctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	proc, err := ws.Start(sctx, Job{Name: st.Name, Script: st.Run, Output: out})
@@ -241,6 +242,14 @@ func (r *stager) runStage(ctx context.Context, lr *liveRun, i int, st spec.Stage
 		return Failed, code, fmt.Sprintf("exit status %d", code)
 	}
 	return Passed, 0, ""
+}
+
+// stageTimeout is how long a stage may run.
+func stageTimeout(st spec.Stage) time.Duration {
+	if st.Timeout <= 0 {
+		return spec.DefaultTimeout
+	}
+	return st.Timeout
 }
 
 // jobEnv is a job's whole environment: the allowed part of the server's,

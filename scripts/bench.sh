@@ -17,6 +17,9 @@
 #                OpenSSH + git-shell: failures, wall time, peak RSS
 #   sandbox      what the sandbox executor adds to a stage against the
 #                local one, alternating in one run (needs bwrap)
+#   agent        push → first stage started through the agent executor
+#                (local launcher, the stand-in for a Kubernetes Job) against
+#                the sandbox executor, two servers, alternating (needs bwrap)
 #   manyrefs     push --mirror, clone --mirror, fetch and ls-remote of the
 #                generated repository with 2,000+ branches and tags added,
 #                against OpenSSH + git-shell
@@ -41,6 +44,7 @@
 #   BENCH_ART_RUNS   artifacts: timed runs per contender, and end to end (default 5)
 #   BENCH_CONC_RUNS  concurrency: rounds per burst and server (default 5)
 #   BENCH_STAGES     sandbox: timed stages per executor (default 300)
+#   BENCH_AGENT_PUSHES  agent: timed pushes per executor (default 30)
 #   BENCH_HOSTILE_RUNS  hostile: timed runs of each operation per phase (default 30)
 #   BENCH_HOSTILE_CONNS hostile: silent connections (default 10000)
 #   BENCH_WEBHOOK_PUSHES webhooks: timed pushes for push → run.finished delivered (default 40)
@@ -56,7 +60,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-SECTIONS=transport,pipelines,deploys,artifacts,concurrency,sandbox,manyrefs,hostile,webhooks
+SECTIONS=transport,pipelines,deploys,artifacts,concurrency,sandbox,agent,manyrefs,hostile,webhooks
 ONLY=${BENCH_ONLY:-$SECTIONS}
 RUNS=${BENCH_RUNS:-7}
 PUSHES=${BENCH_PUSHES:-60}
@@ -64,6 +68,7 @@ DEPLOYS=${BENCH_DEPLOYS:-20}
 ART_RUNS=${BENCH_ART_RUNS:-5}
 CONC_RUNS=${BENCH_CONC_RUNS:-5}
 STAGES=${BENCH_STAGES:-300}
+AGENT_PUSHES=${BENCH_AGENT_PUSHES:-30}
 HOSTILE_RUNS=${BENCH_HOSTILE_RUNS:-30}
 HOSTILE_CONNS=${BENCH_HOSTILE_CONNS:-10000}
 WEBHOOK_PUSHES=${BENCH_WEBHOOK_PUSHES:-40}
@@ -79,14 +84,14 @@ if [ -n "${MAKELEVEL:-}" ]; then
 else
 	COMMAND="./scripts/bench.sh${*:+ $*}"
 fi
-for v in BENCH_WEBHOOK_PAIRS BENCH_WEBHOOK_PUSHES BENCH_HOSTILE_CONNS BENCH_HOSTILE_RUNS BENCH_SSHD_MAX_STARTUPS BENCH_EXECUTOR BENCH_STAGES BENCH_CONC_RUNS BENCH_ART_RUNS BENCH_DEPLOYS BENCH_PUSHES BENCH_RUNS BENCH_ONLY; do
+for v in BENCH_AGENT_PUSHES BENCH_WEBHOOK_PAIRS BENCH_WEBHOOK_PUSHES BENCH_HOSTILE_CONNS BENCH_HOSTILE_RUNS BENCH_SSHD_MAX_STARTUPS BENCH_EXECUTOR BENCH_STAGES BENCH_CONC_RUNS BENCH_ART_RUNS BENCH_DEPLOYS BENCH_PUSHES BENCH_RUNS BENCH_ONLY; do
 	[ -n "${!v:-}" ] && COMMAND="$v=${!v} $COMMAND"
 done
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
-for v in RUNS PUSHES DEPLOYS ART_RUNS CONC_RUNS STAGES HOSTILE_RUNS HOSTILE_CONNS WEBHOOK_PUSHES WEBHOOK_PAIRS; do
+for v in RUNS PUSHES DEPLOYS ART_RUNS CONC_RUNS STAGES AGENT_PUSHES HOSTILE_RUNS HOSTILE_CONNS WEBHOOK_PUSHES WEBHOOK_PAIRS; do
 	case ${!v} in '' | *[!0-9]* | 0) die "BENCH_$v must be a positive number, not '${!v}'" ;; esac
 done
 IFS=, read -ra only <<<"$ONLY"
@@ -423,6 +428,13 @@ if want sandbox; then
 	log "sandbox: $STAGES stages per executor, alternating, plus a warm-up"
 	step 20m "$BENCH" sandbox -stages "$STAGES" -work "$WORK" -command "$COMMAND" -out "$WORK/sandbox.md"
 	write_section sandbox "## Sandbox"
+fi
+
+if want agent; then
+	log "agent: $AGENT_PUSHES pushes per executor, alternating, plus a warm-up"
+	step 20m "$BENCH" agent -pushes "$AGENT_PUSHES" -refline-bin "$WORK/bin/refline" -admin-key "$KEY.pub" \
+		-work "$WORK/client" -command "$COMMAND" -out "$WORK/agent.md"
+	write_section agent "## Agent"
 fi
 
 if want manyrefs; then

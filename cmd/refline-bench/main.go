@@ -40,6 +40,8 @@ func main() {
 		err = concurrencyMain(os.Args[2:])
 	case "sandbox":
 		err = sandboxMain(os.Args[2:])
+	case "agent":
+		err = agentMain(os.Args[2:])
 	case "manyrefs":
 		err = manyrefsMain(os.Args[2:])
 	case "hostile":
@@ -78,6 +80,7 @@ func usage(w io.Writer) {
   artifacts    time recording a signed artifact against git add + commit
   concurrency  bursts of clones and pushes against refline and OpenSSH
   sandbox      time what the sandbox executor adds to a stage against the local one
+  agent        time push → first stage through the agent executor against the sandbox
   manyrefs     push, clone, fetch and ls-remote of a repository with thousands of refs
   hostile      a legitimate user's operations, idle and under silent-connection and env floods
   webhooks     time push → run.finished delivered, and a push with hooks on a slow receiver

@@ -16,6 +16,7 @@ const usage = `usage:
   refline hook --socket S NAME...  the program git runs as a hook (internal)
   refline secrets COMMAND ENV ...  edit a clone's encrypted secrets (refline secrets help)
   refline keys rotate-age|retire-age --data DIR ...  rotate the server's age key (offline)
+  refline agent --server H:P --host-key K --run ID  run one run's stages for a server (started by its launcher)
 `
 
 func main() {
@@ -38,6 +39,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return secretsCmd(args[1:], stdin, stdout, stderr)
 	case "keys":
 		return keysCmd(args[1:], stdout, stderr)
+	case "agent":
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		return agentCmd(ctx, args[1:], stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

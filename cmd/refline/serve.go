@@ -61,6 +61,16 @@ type serveFlags struct {
 	webhookAllowPrivate bool
 	jobLimits           pipelines.Limits
 	limits              limitFlags
+	agent               agentFlags
+	kube                kubeFlags
+}
+
+// agentFlags configure --executor agent (a development and testing mode:
+// the agent executor with a launcher that needs no cluster).
+type agentFlags struct {
+	launcher       string
+	server         string
+	connectTimeout time.Duration
 }
 
 type multiFlag []string
@@ -84,7 +94,11 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&f.grace, "grace", 30*time.Second, "how long running jobs and sessions may finish on shutdown")
-	fs.StringVar(&f.executor, "executor", "sandbox", "sandbox (each job isolated with bubblewrap) or local (no isolation)")
+	fs.StringVar(&f.executor, "executor", "sandbox", "sandbox (each job isolated with bubblewrap) or local (no isolation); agent runs each run through `refline agent` (development and testing); kubernetes runs each run as a Job (SPEC §12)")
+	fs.StringVar(&f.agent.launcher, "agent-launcher", "sandbox", "with --executor agent: where agents run, local (processes) or sandbox (bubblewrap)")
+	fs.StringVar(&f.agent.server, "agent-server", "", "host:port agents dial to reach this server's SSH (default: loopback and the SSH port)")
+	fs.DurationVar(&f.agent.connectTimeout, "agent-connect-timeout", 2*time.Minute, "how long a launched agent has to connect")
+	f.kube.register(fs)
 	fs.Var(&f.deployPaths, "deploy-path", "a host directory deploy jobs see read-write at the same path; repeatable")
 	fs.StringVar(&f.jobMemory, "job-memory", "", "each job's memory: the default and the cap for limits: memory (e.g. 2G; empty: none)")
 	fs.IntVar(&f.jobPids, "job-pids", 4096, "each job's processes: the default and the cap for limits: pids (0: none)")
@@ -131,8 +145,18 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	if f.maxJobs < 1 {
 		return nil, fmt.Errorf("--max-jobs must be at least 1")
 	}
-	if f.executor != "sandbox" && f.executor != "local" {
-		return nil, fmt.Errorf("--executor must be sandbox or local, not %q", f.executor)
+	switch f.executor {
+	case "sandbox", "local":
+	case "agent":
+		if f.agent.launcher != "local" && f.agent.launcher != "sandbox" {
+			return nil, fmt.Errorf("--agent-launcher must be local or sandbox, not %q", f.agent.launcher)
+		}
+	case "kubernetes":
+		if err := f.kube.check(); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("--executor must be sandbox, local, agent or kubernetes, not %q", f.executor)
 	}
 	for i, p := range f.deployPaths {
 		if !filepath.IsAbs(p) {
@@ -280,7 +304,14 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 	// The server's own ref writes carry a session token of their own; for
 	// the refs only the server writes, the hook is skipped altogether.
 	serverToken, _ := sessions.Register(hooks.Session{Source: hooks.SourceServer, User: "refline"})
-	executor, err := newExecutor(f, data, log)
+	var sshAddr atomic.Value // the SSH listener's address, once it listens
+	sshAddr.Store("")
+	executor, err := newExecutor(f, data, log, agentWiring{binary: self, hostKey: keys.Host, server: func() string {
+		if f.agent.server != "" {
+			return f.agent.server
+		}
+		return sshAddr.Load().(string)
+	}})
 	if err != nil {
 		return err
 	}
@@ -391,6 +422,7 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 		RunControl:     runner,
 		Deploys:        runner.Deployer(),
 		RepoRemover:    runner,
+		Agents:         agentRuns(executor),
 
 		// The dashboard's login URLs and API tokens (SPEC §11).
 		Logins: webAuth,
@@ -443,11 +475,19 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 		return err
 	}
 
+	// Agent sessions must outlive the runner's grace: the runner stops
+	// their runs (recorded as interrupted) and then closes them; cut off
+	// first, a run would fail for its lost agent instead.
+	sshGrace := f.grace
+	if agentRuns(executor) != nil {
+		sshGrace += agentShutdownMargin
+	}
 	sshDone := make(chan error, 1)
 	go func() {
 		sshDone <- sshSrv.ListenAndServe(ctx, func(a net.Addr) {
 			if ta, ok := a.(*net.TCPAddr); ok {
 				sshPort.Store(strconv.Itoa(ta.Port))
+				sshAddr.Store(net.JoinHostPort("127.0.0.1", strconv.Itoa(ta.Port)))
 			}
 			if err := writeAddr(runDir, "ssh.addr", a); err != nil {
 				log.WithError(err).Error("write ssh.addr")
@@ -456,7 +496,7 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 			// Deploy refs moved while the server was down (or whose
 			// deploy a crash interrupted) are deployed now.
 			go runner.Deployer().ReconcileAll(ctx)
-		}, f.grace)
+		}, sshGrace)
 	}()
 
 	var runErr error
@@ -489,7 +529,13 @@ func runServer(ctx context.Context, f *serveFlags, log *logrus.Entry) error {
 // newExecutor builds the executor --executor names. The sandbox fails
 // closed: without a usable bubblewrap the server starts, says so, and every
 // run fails saying what to install.
-func newExecutor(f *serveFlags, data string, log *logrus.Entry) (pipelines.Executor, error) {
+func newExecutor(f *serveFlags, data string, log *logrus.Entry, aw agentWiring) (pipelines.Executor, error) {
+	if f.executor == "agent" {
+		return newAgentExecutor(f, data, log, aw)
+	}
+	if f.executor == "kubernetes" {
+		return newKubeExecutor(f, data, log, aw)
+	}
 	if f.executor == "local" {
 		log.Warn("--executor local: jobs run as the server's own user with no isolation; any pipeline can read the server's keys and take it over. Use it only on a machine where every pusher is trusted.")
 		return pipelines.Local{}, nil
