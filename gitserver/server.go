@@ -96,6 +96,7 @@ type Server struct {
 	metrics  serverMetrics
 	limits   *connLimiter
 	wg       sync.WaitGroup
+	pushSeq  atomic.Uint64
 }
 
 type serverMetrics struct {
@@ -356,7 +357,7 @@ func (s *Server) serveGit(sess ssh.Session, log *logrus.Entry, user access.User,
 		return 1
 	}
 
-	hs := hooks.Session{Source: hooks.SourcePush, ID: shortID(sess.Context().SessionID()), User: user.Name, Level: level, Repo: name}
+	hs := hooks.Session{Source: hooks.SourcePush, ID: s.pushID(sess.Context().SessionID()), User: user.Name, Level: level, Repo: name}
 	token, release := s.cfg.Sessions.Register(hs)
 	defer release()
 	env := []string{hooks.TokenEnv + "=" + token}
@@ -448,6 +449,15 @@ func (s *Server) logsHint(repo, pipeline string, n int) string {
 		return s.cfg.LogsHint(repo, pipeline, n)
 	}
 	return fmt.Sprintf("logs %s %s %d -f", repo, pipeline, n)
+}
+
+// pushID names one git session for good: the push journal files an
+// accepted push under it and webhooks derive delivery ids from it. One SSH
+// connection can carry several pushes (ControlMaster multiplexing), so the
+// connection's id alone would let two pushes share a journal entry, and
+// the first to finish would forget the other's.
+func (s *Server) pushID(sessionID string) string {
+	return fmt.Sprintf("%s-%d", shortID(sessionID), s.pushSeq.Add(1))
 }
 
 func shortID(id string) string {

@@ -205,3 +205,15 @@ func TestStoreRefusesInvalidNames(t *testing.T) {
 		t.Errorf("List() = %v, %v; want [theirs]", names, err)
 	}
 }
+
+func TestPushIDsOfOneConnectionDiffer(t *testing.T) {
+	var s Server
+	const conn = "3f1c9a7be2d04c5a99e1"
+	a, b := s.pushID(conn), s.pushID(conn)
+	if a == b {
+		t.Fatalf("two pushes over one connection share the id %q", a)
+	}
+	if !strings.HasPrefix(a, shortID(conn)) {
+		t.Errorf("push id %q does not name its connection %q", a, shortID(conn))
+	}
+}
