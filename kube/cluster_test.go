@@ -249,6 +249,14 @@ func TestClusterLeastPrivilege(t *testing.T) {
 		"list secrets": func() error { _, err := rl.CoreV1().Secrets(c.ns).List(ctx, metav1.ListOptions{}); return err }(),
 		"get secret":   func() error { _, err := rl.CoreV1().Secrets(c.ns).Get(ctx, "x", metav1.GetOptions{}); return err }(),
 		"list pods":    func() error { _, err := rl.CoreV1().Pods(c.ns).List(ctx, metav1.ListOptions{}); return err }(),
+		"get a job":    func() error { _, err := rl.BatchV1().Jobs(c.ns).Get(ctx, "x", metav1.GetOptions{}); return err }(),
+		"watch jobs": func() error {
+			w, err := rl.BatchV1().Jobs(c.ns).Watch(ctx, metav1.ListOptions{})
+			if err == nil {
+				w.Stop()
+			}
+			return err
+		}(),
 		"list jobs in default": func() error {
 			_, err := rl.BatchV1().Jobs("default").List(ctx, metav1.ListOptions{})
 			return err
