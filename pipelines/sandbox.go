@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -426,6 +427,18 @@ func (w *sandboxWorkspace) Start(ctx context.Context, job Job) (Process, error) 
 	if _, err := blockW.Write([]byte{1}); err != nil {
 		return fail(fmt.Errorf("start sandbox: %w", err))
 	}
+	tmp := func() int64 { return tmpHeld(p.init) }
+	if w.s.cred != nil {
+		// A root server may lack CAP_SYS_PTRACE (containers drop it),
+		// without which only the job's uid may look into its sandbox.
+		tmp = func() int64 {
+			held := make(chan int64, 1)
+			thread <- func() { held <- tmpHeld(p.init) }
+			return <-held
+		}
+	}
+	p.out = job.Output
+	p.watch = startDiskWatch(w.lim.Disk, w.spec.Dir, tmp, p.kill)
 	go p.wait()
 	go func() {
 		select {
@@ -435,6 +448,22 @@ func (w *sandboxWorkspace) Start(ctx context.Context, job Job) (Process, error) 
 		}
 	}()
 	return p, nil
+}
+
+// tmpHeld is what the private /tmp of the sandbox whose init is pid holds:
+// 0 until bubblewrap has pivoted into the sandbox's root (before, that
+// path is the host's /tmp) and for anything but the tmpfs it mounts there.
+func tmpHeld(pid int) int64 {
+	root := fmt.Sprintf("/proc/%d/root", pid)
+	var in, host unix.Stat_t
+	if unix.Stat(root, &in) != nil || unix.Stat("/", &host) != nil || (in.Dev == host.Dev && in.Ino == host.Ino) {
+		return 0
+	}
+	var fs unix.Statfs_t
+	if unix.Statfs(root+"/tmp", &fs) != nil || fs.Type != unix.TMPFS_MAGIC {
+		return 0
+	}
+	return int64(fs.Blocks-fs.Bfree) * fs.Bsize
 }
 
 // setRlimits bounds the sandbox's init (and so everything it starts): the
@@ -472,6 +501,8 @@ type sandboxProcess struct {
 	init    int    // host pid of the pid namespace's init
 	start   uint64 // its start time, for the handle
 	cg      *jobCgroup
+	watch   *diskWatch // nil: no disk limit
+	out     io.Writer  // the job's output, for the disk limit's message
 	grace   time.Duration
 	done    chan struct{}
 	code    int
@@ -491,11 +522,16 @@ func (p *sandboxProcess) releaseThread() {
 
 func (p *sandboxProcess) wait() {
 	err := p.cmd.Wait()
+	// Before the thread goes: a root server's watchdog may be asking it.
+	overDisk := p.watch.finish(p.out)
 	p.releaseThread()
 	// bwrap exits when the namespace's init does; the kernel has then
 	// ended every process in it. Kill it anyway if bwrap died alone.
 	p.kill()
 	p.code, p.err = exitStatus(p.cmd, err)
+	if overDisk != nil {
+		p.err = overDisk
+	}
 	if p.cg != nil {
 		if p.cg.oom() {
 			p.err = nil
