@@ -1,0 +1,138 @@
+package pipelines
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestDiskUsage: allocated blocks, not lengths; each inode once; symlinks
+// are not followed.
+func TestDiskUsage(t *testing.T) {
+	outside := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "big"), make([]byte, 4<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	empty, err := diskUsage(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(dir, "a", "b"), 0o755))
+	must(os.WriteFile(filepath.Join(dir, "a", "b", "one"), bytes.Repeat([]byte{1}, 1<<20), 0o644))
+	// A hard link to it, a symlink to a 4MiB file and one to a directory
+	// holding it, and a sparse file 1GiB long holding nothing.
+	must(os.Link(filepath.Join(dir, "a", "b", "one"), filepath.Join(dir, "link")))
+	must(os.Symlink(filepath.Join(outside, "big"), filepath.Join(dir, "sym")))
+	must(os.Symlink(outside, filepath.Join(dir, "a", "out")))
+	f, err := os.Create(filepath.Join(dir, "sparse"))
+	must(err)
+	must(f.Truncate(1 << 30))
+	must(f.Close())
+
+	got, err := diskUsage(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1MiB of data and a few directory and symlink blocks.
+	if n := got - empty; n < 1<<20 || n > 1<<20+256<<10 {
+		t.Errorf("diskUsage = %d more than empty, want 1MiB and a few blocks", n)
+	}
+	if _, err := diskUsage(filepath.Join(dir, "sym")); err == nil {
+		t.Error("diskUsage of a symlink followed it")
+	}
+}
+
+// TestDiskWatchFinish: a stage that ends holding more than its limit
+// fails, however quickly it wrote, with what it held; under it, nothing.
+func TestDiskWatchFinish(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "f"), bytes.Repeat([]byte{1}, 256<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	under := startDiskWatch(1<<20, dir, nil, func() { t.Error("killed under the limit") })
+	if err := under.finish(&out); err != nil || out.Len() != 0 {
+		t.Errorf("under the limit: %v, %q", err, out.String())
+	}
+	if startDiskWatch(0, dir, nil, nil).finish(&out) != nil {
+		t.Error("no limit failed")
+	}
+	over := startDiskWatch(128<<10, dir, nil, func() {})
+	err := over.finish(&out)
+	if !errors.Is(err, ErrDiskLimit) || !strings.Contains(err.Error(), "disk limit 128KiB exceeded: the workspace holds 2") {
+		t.Errorf("over the limit: %v", err)
+	}
+	if !strings.Contains(out.String(), "refline: "+err.Error()) {
+		t.Errorf("the job's output: %q", out.String())
+	}
+}
+
+// TestSandboxDiskLimit: the workspace and the sandbox's /tmp count
+// together, and a stage over them is killed while it runs (it would
+// otherwise wait forever: the test's own deadline is the bound).
+func TestSandboxDiskLimit(t *testing.T) {
+	data := t.TempDir()
+	sb := NewSandbox(SandboxConfig{DataDir: data, Limits: Limits{Disk: 4 << 20}})
+	if err := sb.Usable(); err != nil {
+		t.Skipf("no usable sandbox here: %v", err)
+	}
+	ws, err := sb.Prepare(context.Background(), WorkspaceSpec{Dir: filepath.Join(data, "work", "1"), Env: []string{"PATH=/usr/bin:/bin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	var out syncBuffer
+	p, err := ws.Start(context.Background(), Job{Output: &out, Script: `
+		dd if=/dev/zero of=/tmp/t bs=1M count=3
+		dd if=/dev/zero of=w bs=1M count=2
+		while :; do sleep 1; done`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := p.Wait()
+	if !errors.Is(err, ErrDiskLimit) || code == 0 {
+		t.Fatalf("exit %d, %v; want the disk limit: %s", code, err, out.String())
+	}
+	// The workspace alone never holds more than 2MiB and a little.
+	if !regexp.MustCompile(`^disk limit 4MiB exceeded: the workspace and /tmp hold [45]\.[0-9]MiB`).MatchString(err.Error()) {
+		t.Errorf("error %q; want /tmp's 3MiB counted with the workspace", err)
+	}
+	if s := out.String(); !strings.Contains(s, "refline: "+err.Error()) {
+		t.Errorf("output %q", s)
+	}
+}
+
+// BenchmarkDiskUsage is one poll of a 10,000-file workspace (100
+// directories of 100 files of 4KiB): what the disk watchdog costs.
+func BenchmarkDiskUsage(b *testing.B) {
+	dir := b.TempDir()
+	for d := 0; d < 100; d++ {
+		sub := filepath.Join(dir, fmt.Sprint(d))
+		if err := os.Mkdir(sub, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		for f := 0; f < 100; f++ {
+			if err := os.WriteFile(filepath.Join(sub, fmt.Sprint(f)), make([]byte, 4096), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for b.Loop() {
+		if n, err := diskUsage(dir); err != nil || n < 10000*4096 {
+			b.Fatalf("diskUsage = %d, %v", n, err)
+		}
+	}
+}
