@@ -21,10 +21,12 @@ import (
 const (
 	// diskPollEvery is the pause between two polls of a stage's usage.
 	diskPollEvery = 200 * time.Millisecond
+	// diskPollMin is the shortest pause, for a stage nearing its limit fast.
+	diskPollMin = 10 * time.Millisecond
 	// diskPollShare bounds the watchdog's cost on a huge workspace: the
 	// pause is at least this many times the last poll's duration, so
-	// polling takes at most 1/(1+diskPollShare) of one core.
-	diskPollShare = 4
+	// polling takes at most 1/(1+diskPollShare) of one core per stage.
+	diskPollShare = 10
 )
 
 // diskWatch polls what a running stage holds on disk: the allocated blocks
@@ -58,6 +60,8 @@ func startDiskWatch(limit int64, dir string, tmp func() int64, kill func()) *dis
 func (w *diskWatch) loop() {
 	defer close(w.done)
 	pause := diskPollEvery
+	var last int64
+	lastAt := time.Now()
 	for {
 		t := time.NewTimer(pause)
 		select {
@@ -67,22 +71,38 @@ func (w *diskWatch) loop() {
 		case <-t.C:
 		}
 		began := time.Now()
-		if w.check(true) {
+		held, over := w.check(true)
+		if over {
 			return
 		}
-		pause = max(diskPollEvery, diskPollShare*time.Since(began))
+		pause = nextPoll(w.limit, held, last, began.Sub(lastAt), time.Since(began))
+		last, lastAt = held, began
 	}
 }
 
+// nextPoll is the pause before the next poll: diskPollEvery, shorter when
+// the stage, writing as fast as it did since the last poll, would reach the
+// limit sooner (down to diskPollMin), and never less than diskPollShare
+// times what the poll took.
+func nextPoll(limit, held, last int64, since, took time.Duration) time.Duration {
+	pause := diskPollEvery
+	if grew := held - last; grew > 0 && since > 0 {
+		reach := time.Duration(float64(limit-held) / float64(grew) * float64(since))
+		pause = min(pause, max(diskPollMin, reach/2))
+	}
+	return max(pause, diskPollShare*took)
+}
+
 // check measures once and, over the limit, records it and (with live, while
-// the stage runs) kills the stage; it reports whether the stage is over.
-func (w *diskWatch) check(live bool) bool {
+// the stage runs) kills the stage; it returns what the stage holds and
+// whether that is over.
+func (w *diskWatch) check(live bool) (int64, bool) {
 	held, _ := diskUsage(w.dir)
 	if live && w.tmp != nil {
 		held += w.tmp()
 	}
 	if held <= w.limit {
-		return false
+		return held, false
 	}
 	w.mu.Lock()
 	if w.over == 0 {
@@ -92,7 +112,7 @@ func (w *diskWatch) check(live bool) bool {
 	if live {
 		w.kill()
 	}
-	return true
+	return held, true
 }
 
 // finish stops polling once the stage has ended and measures the workspace
@@ -108,10 +128,11 @@ func (w *diskWatch) finish(out io.Writer) error {
 	w.mu.Lock()
 	over := w.over
 	w.mu.Unlock()
-	if over == 0 && w.check(false) {
-		w.mu.Lock()
-		over = w.over
-		w.mu.Unlock()
+	if over == 0 {
+		over, _ = w.check(false)
+		if over <= w.limit {
+			over = 0
+		}
 	}
 	if over == 0 {
 		return nil

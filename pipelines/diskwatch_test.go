@@ -5,11 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDiskUsage: allocated blocks, not lengths; each inode once; symlinks
@@ -135,4 +138,63 @@ func BenchmarkDiskUsage(b *testing.B) {
 			b.Fatalf("diskUsage = %d, %v", n, err)
 		}
 	}
+}
+
+// TestNextPoll: the watchdog polls sooner as a fast writer nears the
+// limit, never sooner than diskPollMin, and never spends more than a
+// tenth of its time polling.
+func TestNextPoll(t *testing.T) {
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		name              string
+		limit, held, last int64
+		since, took, want time.Duration
+	}{
+		{"idle", 100, 10, 10, 200 * ms, ms, diskPollEvery},
+		{"shrinking", 100, 10, 50, 200 * ms, ms, diskPollEvery},
+		{"slow writer", 1000, 100, 90, 200 * ms, ms, diskPollEvery},
+		{"fast writer, far from the limit", 1000, 500, 400, 200 * ms, ms, diskPollEvery},
+		{"faster", 1000, 800, 400, 200 * ms, ms, 50 * ms},
+		{"at the door", 1000, 999, 400, 200 * ms, ms, diskPollMin},
+		{"a huge workspace", 1000, 999, 400, 200 * ms, 30 * ms, 300 * ms},
+		{"first poll", 1000, 500, 0, 200 * ms, 2 * ms, 100 * ms},
+	} {
+		if got := nextPoll(tc.limit, tc.held, tc.last, tc.since, tc.took); got != tc.want {
+			t.Errorf("%s: nextPoll = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// BenchmarkDiskLimitOvershoot measures how far past a 256MiB limit a fast
+// writer (one process writing 1MiB files as fast as the page cache takes
+// them) gets before the watchdog sees it: the overshoot-MiB metric is what
+// the stage held at that poll, minus the limit.
+func BenchmarkDiskLimitOvershoot(b *testing.B) {
+	data := b.TempDir()
+	const limit = 256 << 20
+	sb := NewSandbox(SandboxConfig{DataDir: data, Limits: Limits{Disk: limit}})
+	if err := sb.Usable(); err != nil {
+		b.Skipf("no usable sandbox here: %v", err)
+	}
+	held := regexp.MustCompile(`\((\d+) bytes\)`)
+	var over, n float64
+	for b.Loop() {
+		ws, err := sb.Prepare(context.Background(), WorkspaceSpec{Dir: filepath.Join(data, "work", "1"), Env: []string{"PATH=/usr/bin:/bin"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		p, err := ws.Start(context.Background(), Job{Output: io.Discard, Script: `perl -e '$b = "\0" x (1<<20); for ($i = 0; ; $i++) { open(F, ">", "f$i") or die; print F $b; close F }'`})
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, err = p.Wait()
+		m := held.FindStringSubmatch(fmt.Sprint(err))
+		if !errors.Is(err, ErrDiskLimit) || m == nil {
+			b.Fatalf("want the disk limit: %v", err)
+		}
+		got, _ := strconv.ParseInt(m[1], 10, 64)
+		over += float64(got-limit) / (1 << 20)
+		n++
+	}
+	b.ReportMetric(over/n, "overshoot-MiB")
 }
