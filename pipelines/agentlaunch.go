@@ -119,6 +119,8 @@ func (l *SandboxLauncher) Launch(ctx context.Context, a AgentLaunch) (string, er
 			return copyBinary(l.Binary, filepath.Join(d, "refline"))
 		},
 		Env: []string{"PATH=/usr/local/bin:/usr/bin:/bin"},
+		// The disk limit counts the job's workspace, not the agent's binary.
+		DiskDir: filepath.Join(dir, "workspace"),
 	})
 	if err != nil {
 		os.RemoveAll(dir)

@@ -198,3 +198,37 @@ func BenchmarkDiskLimitOvershoot(b *testing.B) {
 	}
 	b.ReportMetric(over/n, "overshoot-MiB")
 }
+
+// TestLocalDiskLimit: the local executor caps its workspace's total too (it
+// has no private /tmp), with the server's limit as default and cap.
+func TestLocalDiskLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		server, want int64
+		fails        bool
+	}{
+		{"the pipeline's", 0, 1 << 20, true},
+		{"the server's default", 1 << 20, 0, true},
+		{"the server's cap", 1 << 20, 1 << 30, true},
+		{"under", 0, 8 << 20, false},
+		{"none", 0, 0, false},
+	} {
+		dir := filepath.Join(t.TempDir(), "work")
+		ws, err := Local{Limits: Limits{Disk: tc.server}}.Prepare(context.Background(), WorkspaceSpec{Dir: dir, Env: []string{"PATH=/usr/bin:/bin"}, Limits: Limits{Disk: tc.want}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out syncBuffer
+		p, err := ws.Start(context.Background(), Job{Output: &out, Script: "for i in 1 2 3 4 5 6 7 8; do head -c 262144 /dev/zero > f$i; done"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, err := p.Wait()
+		if tc.fails != errors.Is(err, ErrDiskLimit) {
+			t.Errorf("%s: exit %d, %v: %s", tc.name, code, err, out.String())
+		}
+		if tc.fails && !strings.Contains(out.String(), "refline: disk limit 1MiB exceeded: the workspace holds 2.0MiB") {
+			t.Errorf("%s: output %q", tc.name, out.String())
+		}
+	}
+}

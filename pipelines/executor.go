@@ -56,6 +56,10 @@ type WorkspaceSpec struct {
 	// Deadline is the sum of the run's stage timeouts, a bound for
 	// executors that must give one up front (0: none known).
 	Deadline time.Duration
+	// DiskDir is the part of Dir the disk limit counts, for a workspace
+	// that also holds what the job did not write (an agent's binary);
+	// "" counts all of Dir.
+	DiskDir string
 }
 
 // Workspace is a prepared run: stages start in it one at a time, and its
@@ -91,6 +95,10 @@ type Process interface {
 type Local struct {
 	// Grace is how long a cancelled job has between SIGTERM and SIGKILL.
 	Grace time.Duration
+	// Limits are the defaults and caps of the jobs' limits, as the
+	// sandbox's; only Disk applies here, as the workspace's total size
+	// (the job may write anywhere else the server may).
+	Limits Limits
 }
 
 // Prepare implements Executor: the workspace is the host directory itself.
@@ -98,17 +106,42 @@ func (l Local) Prepare(ctx context.Context, spec WorkspaceSpec) (Workspace, erro
 	if err := makeWorkspace(ctx, spec); err != nil {
 		return nil, err
 	}
-	return localWorkspace{l, spec}, nil
+	return localWorkspace{l, spec, effectiveLimits(spec.Limits, l.Limits).Disk}, nil
 }
 
 type localWorkspace struct {
 	l    Local
 	spec WorkspaceSpec
+	disk int64 // the disk limit; 0 for none
 }
 
 func (w localWorkspace) Start(ctx context.Context, job Job) (Process, error) {
 	job.Dir, job.Env = w.spec.Dir, w.spec.Env
-	return w.l.Start(ctx, job)
+	return w.l.start(ctx, job, diskDir(w.spec), w.disk)
+}
+
+// diskDir is the directory a workspace's disk limit counts.
+func diskDir(spec WorkspaceSpec) string {
+	if spec.DiskDir != "" {
+		return spec.DiskDir
+	}
+	return spec.Dir
+}
+
+// effectiveLimits applies an executor's defaults and caps (server) to what
+// a job asks for (want).
+func effectiveLimits(want, server Limits) Limits {
+	pick := func(want, server int64) int64 {
+		if want <= 0 || (server > 0 && want > server) {
+			return server
+		}
+		return want
+	}
+	return Limits{
+		Memory: pick(want.Memory, server.Memory),
+		Pids:   int(pick(int64(want.Pids), int64(server.Pids))),
+		Disk:   pick(want.Disk, server.Disk),
+	}
 }
 
 func (w localWorkspace) Collect(ctx context.Context) (string, error) { return w.spec.Dir, nil }
@@ -128,6 +161,8 @@ func makeWorkspace(ctx context.Context, spec WorkspaceSpec) error {
 
 type localProcess struct {
 	cmd   *exec.Cmd
+	watch *diskWatch // nil: no disk limit
+	out   io.Writer
 	pgid  int
 	grace time.Duration
 	done  chan struct{}
@@ -138,6 +173,11 @@ type localProcess struct {
 // Start runs one job as a local process group (the stage primitive of the
 // local workspace).
 func (l Local) Start(ctx context.Context, job Job) (Process, error) {
+	return l.start(ctx, job, "", 0)
+}
+
+// start runs one job with its workspace's disk limit (0: none) on dir.
+func (l Local) start(ctx context.Context, job Job, dir string, disk int64) (Process, error) {
 	cmd := exec.Command("/bin/sh", "-e", "-c", job.Script)
 	cmd.Dir = job.Dir
 	cmd.Env = job.Env
@@ -158,7 +198,8 @@ func (l Local) Start(ctx context.Context, job Job) (Process, error) {
 	if grace == 0 {
 		grace = 5 * time.Second
 	}
-	p := &localProcess{cmd: cmd, pgid: cmd.Process.Pid, grace: grace, done: make(chan struct{})}
+	p := &localProcess{cmd: cmd, out: job.Output, pgid: cmd.Process.Pid, grace: grace, done: make(chan struct{})}
+	p.watch = startDiskWatch(disk, dir, nil, func() { _ = syscall.Kill(-p.pgid, syscall.SIGKILL) })
 	go p.wait()
 	go func() {
 		select {
@@ -175,6 +216,9 @@ func (p *localProcess) wait() {
 	// Whatever the script left running in its group goes with it.
 	_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
 	p.code, p.err = exitStatus(p.cmd, err)
+	if over := p.watch.finish(p.out); over != nil {
+		p.err = over
+	}
 	close(p.done)
 }
 

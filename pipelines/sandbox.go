@@ -256,19 +256,7 @@ func (s *Sandbox) imageArgs(name string, stage func(string) string) ([]string, e
 func ImageNameProblem(name string) string { return names.Why(names.Image(name)) }
 
 // effective applies the server's defaults and caps to what a job asks for.
-func (s *Sandbox) effective(want Limits) Limits {
-	pick := func(want, server int64) int64 {
-		if want <= 0 || (server > 0 && want > server) {
-			return server
-		}
-		return want
-	}
-	return Limits{
-		Memory: pick(want.Memory, s.cfg.Limits.Memory),
-		Pids:   int(pick(int64(want.Pids), int64(s.cfg.Limits.Pids))),
-		Disk:   pick(want.Disk, s.cfg.Limits.Disk),
-	}
-}
+func (s *Sandbox) effective(want Limits) Limits { return effectiveLimits(want, s.cfg.Limits) }
 
 // Prepare implements Executor.
 func (s *Sandbox) Prepare(ctx context.Context, spec WorkspaceSpec) (Workspace, error) {
@@ -438,7 +426,7 @@ func (w *sandboxWorkspace) Start(ctx context.Context, job Job) (Process, error) 
 		}
 	}
 	p.out = job.Output
-	p.watch = startDiskWatch(w.lim.Disk, w.spec.Dir, tmp, p.kill)
+	p.watch = startDiskWatch(w.lim.Disk, diskDir(w.spec), tmp, p.kill)
 	go p.wait()
 	go func() {
 		select {

@@ -538,7 +538,7 @@ func newExecutor(f *serveFlags, data string, log *logrus.Entry, aw agentWiring) 
 	}
 	if f.executor == "local" {
 		log.Warn("--executor local: jobs run as the server's own user with no isolation; any pipeline can read the server's keys and take it over. Use it only on a machine where every pusher is trusted.")
-		return pipelines.Local{}, nil
+		return pipelines.Local{Limits: f.jobLimits}, nil
 	}
 	for _, p := range f.deployPaths {
 		if err := os.MkdirAll(p, 0o755); err != nil {
