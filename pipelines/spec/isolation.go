@@ -17,7 +17,7 @@ import (
 type Limits struct {
 	Memory int64 // bytes
 	Pids   int   // processes (and threads)
-	Disk   int64 // bytes: the largest file and the size of /tmp
+	Disk   int64 // bytes: the workspace and /tmp together (and so the largest file)
 }
 
 var limitKeys = []string{"memory", "pids", "disk"}
