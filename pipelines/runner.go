@@ -657,9 +657,6 @@ func (r *Runner) Retry(ctx context.Context, repo, pipeline string, n int, user s
 	if !old.State.Final() {
 		return nil, fmt.Errorf("%s #%d is still %s", pipeline, n, old.State)
 	}
-	if err := r.QueueRoom(repo); err != nil {
-		return nil, err
-	}
 	return r.Enqueue(ctx, Request{
 		Repo: repo, Pipeline: pipeline, Kind: old.Kind, Commit: old.Commit, Branch: old.Branch,
 		Environment: old.Environment, Artifact: old.Artifact, Inputs: old.Inputs,

@@ -47,19 +47,29 @@ func (r *Runner) blocked(run *Run) bool {
 type QueueFullError struct {
 	Repo  string
 	Limit int
+	// push marks the refusal of a push, which -o ci.skip would let in.
+	push bool
 }
 
 func (e *QueueFullError) Error() string {
-	return fmt.Sprintf("%s has %d runs queued, the limit (refline serve --max-queued-runs); wait for runs to finish or cancel some (ssh HOST cancel %s PIPELINE RUN), or push with -o ci.skip",
-		e.Repo, e.Limit, e.Repo)
+	skip := ""
+	if e.push {
+		skip = ", or push with -o ci.skip"
+	}
+	return fmt.Sprintf("%s has %d runs queued, the limit (refline serve --max-queued-runs); wait for runs to finish or cancel some (ssh HOST cancel %s PIPELINE RUN)%s",
+		e.Repo, e.Limit, e.Repo, skip)
 }
 
-// QueueRoom reports whether repo may queue more runs: nil, or a
+// QueueRoom reports whether a push to repo may queue more runs: nil, or a
 // *QueueFullError.
 func (r *Runner) QueueRoom(repo string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.roomLocked(repo)
+	err := r.roomLocked(repo)
+	if full, ok := err.(*QueueFullError); ok {
+		full.push = true
+	}
+	return err
 }
 
 // roomLocked is QueueRoom with r.mu held. It counts every queued run of
