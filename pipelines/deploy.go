@@ -221,6 +221,7 @@ func (r *Deployer) Reconcile(ctx context.Context, repo, pipeline, env, user, tri
 		// Moved back to what is deployed: a deploy queued for another
 		// target must not run after all.
 		r.runs.supersedeQueued(repo, pipeline, env, desired.String())
+		r.runs.noteNotQueued(repo, pipeline, env, nil)
 		return nil, nil
 	}
 	if run := r.runs.liveDeploy(repo, pipeline, env, desired.String()); run != nil {
