@@ -45,7 +45,7 @@ type Limits struct {
 	// MaxSessions bounds open SSH sessions over all connections and users
 	// (each may run a git process and holds its pipes), so that many
 	// users each under their own limit cannot together take the process
-	// and file table; 0 means MaxConns. MaxSessionsPerConn and
+	// and file table; 0 means twice MaxConns. MaxSessionsPerConn and
 	// MaxSessionsPerUser bound them per connection and per user.
 	MaxSessions        int
 	MaxSessionsPerConn int
@@ -89,7 +89,7 @@ func (l Limits) withDefaults() Limits {
 		l.IdleTimeout = d.IdleTimeout
 	}
 	if l.MaxSessions <= 0 {
-		l.MaxSessions = l.MaxConns
+		l.MaxSessions = 2 * l.MaxConns
 	}
 	if l.MaxSessionsPerConn <= 0 {
 		l.MaxSessionsPerConn = d.MaxSessionsPerConn

@@ -54,11 +54,11 @@ func TestFitFilesSessions(t *testing.T) {
 		conns, sessions     int
 		wantConns, wantSess int
 	}{
-		{"default follows --max-conns", 1 << 20, 2048, 0, 2048, 2048},
-		{"default follows a lowered --max-conns", 2048, 2048, 0, 512, 512},
+		{"default is twice --max-conns", 1 << 20, 2048, 0, 2048, 4096},
+		{"default fits the file limit", 2048, 2048, 0, 512, 512},
 		{"explicit kept", 1 << 20, 2048, 100, 2048, 100},
 		{"explicit lowered to the file limit", 2048, 2048, 4000, 512, 512},
-		{"unknown file limit", 0, 300, 0, 300, 300},
+		{"unknown file limit", 0, 300, 0, 300, 600},
 	} {
 		l := limitFlags{}
 		l.ssh.MaxConns, l.ssh.MaxConnsPerAddr, l.ssh.MaxSessions = tc.conns, 64, tc.sessions
