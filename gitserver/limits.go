@@ -42,8 +42,12 @@ type Limits struct {
 	AuthTimeout time.Duration
 	// IdleTimeout closes a connection with no traffic in either direction.
 	IdleTimeout time.Duration
-	// MaxSessionsPerConn and MaxSessionsPerUser bound open SSH sessions
-	// (each may run a git process).
+	// MaxSessions bounds open SSH sessions over all connections and users
+	// (each may run a git process and holds its pipes), so that many
+	// users each under their own limit cannot together take the process
+	// and file table; 0 means twice MaxConns. MaxSessionsPerConn and
+	// MaxSessionsPerUser bound them per connection and per user.
+	MaxSessions        int
 	MaxSessionsPerConn int
 	MaxSessionsPerUser int
 	// MaxPushSize bounds the pack a push may send (receive.maxInputSize).
@@ -84,6 +88,9 @@ func (l Limits) withDefaults() Limits {
 	if l.IdleTimeout <= 0 {
 		l.IdleTimeout = d.IdleTimeout
 	}
+	if l.MaxSessions <= 0 {
+		l.MaxSessions = 2 * l.MaxConns
+	}
 	if l.MaxSessionsPerConn <= 0 {
 		l.MaxSessionsPerConn = d.MaxSessionsPerConn
 	}
@@ -109,6 +116,7 @@ type connLimiter struct {
 	perAddr  map[string]int
 	unauth   *list.List // *trackedConn not yet authenticated, oldest first
 	perUser  map[string]int
+	sessions int // open over all connections
 	refusals *prometheus.CounterVec
 	conns    prometheus.GaugeFunc
 	warned   map[string]time.Time // reason -> last log line, to keep a flood out of the log
@@ -381,16 +389,20 @@ func (l *connLimiter) count(limit, what string) {
 }
 
 // openSession admits a session channel of user on connection c, or says
-// why not.
-func (l *connLimiter) openSession(c *trackedConn, user string) (release func(), why string) {
+// why not and which limit (the label of refline_ssh_refused_total).
+func (l *connLimiter) openSession(c *trackedConn, user string) (release func(), limit, why string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if c != nil && c.sessions >= l.lim.MaxSessionsPerConn {
-		return nil, fmt.Sprintf("refline: this connection has %d sessions open, the limit (refline serve --max-sessions-per-conn); close some and try again", c.sessions)
+		return nil, "sessions", fmt.Sprintf("refline: this connection has %d sessions open, the limit (refline serve --max-sessions-per-conn); close some and try again", c.sessions)
 	}
 	if user != "" && l.perUser[user] >= l.lim.MaxSessionsPerUser {
-		return nil, fmt.Sprintf("refline: %s has %d sessions open, the limit (refline serve --max-sessions-per-user); close some and try again", user, l.perUser[user])
+		return nil, "sessions", fmt.Sprintf("refline: %s has %d sessions open, the limit (refline serve --max-sessions-per-user); close some and try again", user, l.perUser[user])
 	}
+	if l.sessions >= l.lim.MaxSessions {
+		return nil, "sessions-total", fmt.Sprintf("refline: the server has %d sessions open, the limit (refline serve --max-sessions); try again later", l.sessions)
+	}
+	l.sessions++
 	if c != nil {
 		c.sessions++
 	}
@@ -402,6 +414,7 @@ func (l *connLimiter) openSession(c *trackedConn, user string) (release func(), 
 		once.Do(func() {
 			l.mu.Lock()
 			defer l.mu.Unlock()
+			l.sessions--
 			if c != nil {
 				c.sessions--
 			}
@@ -411,7 +424,7 @@ func (l *connLimiter) openSession(c *trackedConn, user string) (release func(), 
 				}
 			}
 		})
-	}, ""
+	}, "", ""
 }
 
 // sessionChannel is the handler of "session" channels: gliderlabs' own,
@@ -426,9 +439,13 @@ func (s *Server) sessionChannel(srv *ssh.Server, conn *gossh.ServerConn, nc goss
 			user = u.Name
 		}
 	}
-	release, why := s.limits.openSession(c, user)
+	release, limit, why := s.limits.openSession(c, user)
 	if why != "" {
-		s.limits.count("sessions", "refused sessions over a session limit (refline serve --max-sessions-per-conn, --max-sessions-per-user)")
+		what := "refused sessions over a session limit (refline serve --max-sessions-per-conn, --max-sessions-per-user)"
+		if limit == "sessions-total" {
+			what = fmt.Sprintf("refused sessions: the server has %d open, the limit (refline serve --max-sessions)", s.limits.lim.MaxSessions)
+		}
+		s.limits.count(limit, what)
 		_ = nc.Reject(gossh.ResourceShortage, why)
 		return
 	}

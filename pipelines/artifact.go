@@ -125,6 +125,14 @@ func (r *Runner) afterBuild(ctx context.Context, run *Run, log *logrus.Entry) (q
 			}
 			b, err := r.Enqueue(ctx, Request{Repo: repo, Pipeline: s.Name, Kind: Build, Commit: tip.String(),
 				Branch: branch, Trigger: trig, User: user, WaitFor: localInputs(s, repo)})
+			var full *QueueFullError
+			if errors.As(err, &full) {
+				// Nothing is stored: the next push to its deploy
+				// branch, or the next artifact of this pipeline,
+				// triggers it again.
+				tlog.WithField("trigger", trig).Warn("artifact trigger not queued: " + full.Error())
+				continue
+			}
 			if err != nil {
 				log.WithError(err).Warn("artifact trigger")
 				continue

@@ -46,6 +46,9 @@ type deployRuns interface {
 	liveDeploy(repo, pipeline, env, artifact string) *Run
 	deployLive(repo, pipeline, env string) bool
 	supersedeQueued(repo, pipeline, env, desired string)
+	DeployRoom(repo, pipeline, env string) error
+	noteNotQueued(repo, pipeline, env string, full *QueueFullError)
+	notQueued(repo, pipeline, env string) string
 }
 
 // Deployer returns the runner's deploy controller.
@@ -145,7 +148,19 @@ func first(v []string) string {
 // auto-deploys and promotions do. The deploy acts for user, who needs the
 // right to env (an error wrapping ErrDeployDenied otherwise), whoever
 // calls.
+//
+// When the repository's queue is full (and the deploy would not replace
+// one queued for env), it returns a *QueueFullError and moves nothing:
+// the user asking is there to try again.
 func (r *Deployer) RequestDeploy(ctx context.Context, repo, pipeline, env, target, user, trigger string) (*Run, error) {
+	return r.requestDeploy(ctx, repo, pipeline, env, target, user, trigger, true)
+}
+
+// requestDeploy is RequestDeploy; with checkRoom false the deploy ref
+// moves even when the queue is full (an automatic deploy has nobody to
+// ask again: the ref keeps what is desired, and a later reconcile deploys
+// it).
+func (r *Deployer) requestDeploy(ctx context.Context, repo, pipeline, env, target, user, trigger string, checkRoom bool) (*Run, error) {
 	if err := r.rights.mayDeploy(repo, user, env); err != nil {
 		return nil, err
 	}
@@ -155,6 +170,17 @@ func (r *Deployer) RequestDeploy(ctx context.Context, repo, pipeline, env, targe
 	}
 	gitDir := r.repos.Path(repo)
 	ref := refs.DeployRef(env, pipeline)
+	if checkRoom {
+		deployed, err := refs.Resolve(gitDir, refs.DeployedRef(env, pipeline))
+		if err != nil {
+			return nil, err
+		}
+		if deployed != h && r.runs.liveDeploy(repo, pipeline, env, target) == nil {
+			if err := r.runs.DeployRoom(repo, pipeline, env); err != nil {
+				return nil, fmt.Errorf("%w; %s was not moved", err, ref)
+			}
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		old, err := refs.Resolve(gitDir, ref)
 		if err != nil {
@@ -195,6 +221,7 @@ func (r *Deployer) Reconcile(ctx context.Context, repo, pipeline, env, user, tri
 		// Moved back to what is deployed: a deploy queued for another
 		// target must not run after all.
 		r.runs.supersedeQueued(repo, pipeline, env, desired.String())
+		r.runs.noteNotQueued(repo, pipeline, env, nil)
 		return nil, nil
 	}
 	if run := r.runs.liveDeploy(repo, pipeline, env, desired.String()); run != nil {
@@ -206,8 +233,21 @@ func (r *Deployer) Reconcile(ctx context.Context, repo, pipeline, env, user, tri
 			source = refs.Trailer(c.Message, "Source-Commit")
 		}
 	}
-	return r.runs.Enqueue(ctx, Request{Repo: repo, Pipeline: pipeline, Kind: Deploy, Environment: env,
+	run, err := r.runs.Enqueue(ctx, Request{Repo: repo, Pipeline: pipeline, Kind: Deploy, Environment: env,
 		Artifact: desired.String(), Commit: source, Trigger: trigger, User: user})
+	var full *QueueFullError
+	if errors.As(err, &full) {
+		// The deploy ref keeps the target: the next reconcile (after
+		// a deploy of env ends, or at start) deploys it.
+		r.runs.noteNotQueued(repo, pipeline, env, full)
+		r.log.WithFields(logrus.Fields{"repo": repo, "pipeline": pipeline, "env": env, "artifact": short(desired.String()), "trigger": trigger}).
+			Warn("deploy not queued: " + full.Error() + "; " + refs.DeployRef(env, pipeline) + " keeps the target, deployed at the next reconcile")
+		return nil, err
+	}
+	if err == nil {
+		r.runs.noteNotQueued(repo, pipeline, env, nil)
+	}
+	return run, err
 }
 
 // liveDeploy returns the deploy of artifact to env that is queued or
@@ -429,6 +469,9 @@ type EnvStatus struct {
 	// Waiting is the held artifact, and WaitingReason why it is held.
 	Waiting       string `json:"waiting,omitempty"`
 	WaitingReason string `json:"waiting_reason,omitempty"`
+	// Note says why a pending deploy is not queued (the repository's
+	// queue was full when it was asked for).
+	Note string `json:"note,omitempty"`
 }
 
 // deployLive reports whether a deploy of pipeline to env is queued or
@@ -495,6 +538,9 @@ func (r *Deployer) Status(repo string) ([]EnvStatus, error) {
 			st.State = string(last.State)
 		default:
 			st.State = "pending"
+			if why := r.runs.notQueued(repo, d.pipeline, d.env); why != "" {
+				st.State, st.Note = "pending (queue full)", "not queued: "+why
+			}
 		}
 		if h, ok := r.rights.held(repo, d.pipeline, d.env, st.Desired); ok {
 			st.State, st.Waiting, st.WaitingReason = "waiting for deploy", h.Artifact, h.Reason

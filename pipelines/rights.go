@@ -103,10 +103,13 @@ func (r *rights) heldPath(repo, pipeline, env string) string {
 // user; when user has no right to env the deploy is held instead. It
 // returns the deploy run it queued, if any.
 func (r *Deployer) autoDeploy(ctx context.Context, repo, pipeline, env, artifact, user, trigger string, log *logrus.Entry) *Run {
-	d, err := r.RequestDeploy(ctx, repo, pipeline, env, artifact, user, trigger)
+	d, err := r.requestDeploy(ctx, repo, pipeline, env, artifact, user, trigger, false)
+	var full *QueueFullError
 	switch {
 	case err == nil:
 		return d
+	case errors.As(err, &full):
+		// Reconcile logged it and noted it for status.
 	case errors.Is(err, ErrDeployDenied):
 		log = log.WithFields(logrus.Fields{"env": env, "user": user, "artifact": short(artifact)})
 		if herr := r.rights.hold(repo, pipeline, env, heldDeploy{Artifact: artifact, User: user, Trigger: trigger, Reason: err.Error()}); herr != nil {

@@ -78,14 +78,20 @@ type Runner struct {
 	log   *logrus.Entry
 	m     runnerMetrics
 
-	mu      sync.Mutex
-	cond    *sync.Cond
-	queue   []*liveRun
-	live    map[runKey]*liveRun
-	busy    map[string]bool // "repo\x00pipeline" with a build running
-	rights  *rights
-	closed  bool
-	workers sync.WaitGroup
+	mu     sync.Mutex
+	cond   *sync.Cond
+	queue  []*liveRun
+	live   map[runKey]*liveRun
+	busy   map[string]bool // "repo\x00pipeline" with a build running
+	rights *rights
+	closed bool
+	// reserved counts runs per repository being stored by Enqueue,
+	// which the queue limit counts as queued.
+	reserved map[string]int
+	// unqueued says why a deploy was not queued, by
+	// "repo\x00pipeline\x00env", for status.
+	unqueued map[string]string
+	workers  sync.WaitGroup
 
 	// The parts the runner wires: the deploy controller, run and
 	// artifact records, the push journal, stage execution.
@@ -142,11 +148,12 @@ func New(cfg Config) (*Runner, error) {
 		cfg.Executor = Local{}
 	}
 	r := &Runner{
-		cfg:   cfg,
-		store: &runStore{root: filepath.Join(cfg.DataDir, "runs")},
-		log:   cfg.Logger,
-		live:  map[runKey]*liveRun{},
-		busy:  map[string]bool{},
+		cfg:      cfg,
+		store:    &runStore{root: filepath.Join(cfg.DataDir, "runs")},
+		log:      cfg.Logger,
+		live:     map[runKey]*liveRun{},
+		busy:     map[string]bool{},
+		reserved: map[string]int{},
 		m: runnerMetrics{
 			runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "refline_runs_total", Help: "Finished runs by kind and final state.",
@@ -308,11 +315,28 @@ type Request struct {
 	spec *spec.Spec
 	// Pushed is when the triggering push arrived (zero if none).
 	Pushed time.Time
+	// admitted marks a run of a push that the queue limit let in before
+	// the push was stored: it queues even past the limit (reserve).
+	admitted bool
 }
 
 // Enqueue records a run durably and queues it. When it returns, the run
-// survives a crash: it will run, or be accounted for as interrupted.
+// survives a crash: it will run, or be accounted for as interrupted. When
+// the repository has MaxQueuedPerRepo runs queued it stores nothing and
+// returns a *QueueFullError (see reserve for what is let through).
 func (r *Runner) Enqueue(ctx context.Context, req Request) (*Run, error) {
+	release, err := r.reserve(req)
+	if err != nil {
+		return nil, err
+	}
+	released := false
+	defer func() {
+		if !released {
+			r.mu.Lock()
+			release()
+			r.mu.Unlock()
+		}
+	}()
 	run := &Run{
 		Repo: req.Repo, Pipeline: req.Pipeline, Kind: req.Kind, State: Queued,
 		Commit: req.Commit, Branch: req.Branch, Environment: req.Environment,
@@ -330,6 +354,8 @@ func (r *Runner) Enqueue(ctx context.Context, req Request) (*Run, error) {
 		return nil, fmt.Errorf("enqueue %s %s: %w", req.Repo, req.Pipeline, err)
 	}
 	r.mu.Lock()
+	release()
+	released = true
 	if r.closed {
 		r.mu.Unlock()
 		// Stored as queued: the next start runs it.
@@ -630,9 +656,6 @@ func (r *Runner) Retry(ctx context.Context, repo, pipeline string, n int, user s
 	}
 	if !old.State.Final() {
 		return nil, fmt.Errorf("%s #%d is still %s", pipeline, n, old.State)
-	}
-	if err := r.QueueRoom(repo); err != nil {
-		return nil, err
 	}
 	return r.Enqueue(ctx, Request{
 		Repo: repo, Pipeline: pipeline, Kind: old.Kind, Commit: old.Commit, Branch: old.Branch,

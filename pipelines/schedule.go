@@ -47,22 +47,39 @@ func (r *Runner) blocked(run *Run) bool {
 type QueueFullError struct {
 	Repo  string
 	Limit int
+	// push marks the refusal of a push, which -o ci.skip would let in.
+	push bool
 }
 
 func (e *QueueFullError) Error() string {
-	return fmt.Sprintf("%s has %d runs queued, the limit (refline serve --max-queued-runs); wait for runs to finish or cancel some (ssh HOST cancel %s PIPELINE RUN), or push with -o ci.skip",
-		e.Repo, e.Limit, e.Repo)
+	skip := ""
+	if e.push {
+		skip = ", or push with -o ci.skip"
+	}
+	return fmt.Sprintf("%s has %d runs queued, the limit (refline serve --max-queued-runs); wait for runs to finish or cancel some (ssh HOST cancel %s PIPELINE RUN)%s",
+		e.Repo, e.Limit, e.Repo, skip)
 }
 
-// QueueRoom reports whether repo may queue more runs: nil, or a
+// QueueRoom reports whether a push to repo may queue more runs: nil, or a
 // *QueueFullError.
 func (r *Runner) QueueRoom(repo string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	err := r.roomLocked(repo)
+	if full, ok := err.(*QueueFullError); ok {
+		full.push = true
+	}
+	return err
+}
+
+// roomLocked is QueueRoom with r.mu held. It counts every queued run of
+// repo, whatever queued it (a push, an artifact trigger, a deploy, a
+// retry), and those being stored right now.
+func (r *Runner) roomLocked(repo string) error {
 	if r.cfg.MaxQueuedPerRepo <= 0 {
 		return nil
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
+	n := r.reserved[repo]
 	for _, lr := range r.queue {
 		if lr.run.Repo == repo {
 			n++
@@ -72,6 +89,54 @@ func (r *Runner) QueueRoom(repo string) error {
 		return &QueueFullError{Repo: repo, Limit: r.cfg.MaxQueuedPerRepo}
 	}
 	return nil
+}
+
+// reserve takes a place in repo's queue for a run about to be stored, so
+// that runs queued at once from several places cannot together pass the
+// limit; the returned func gives it back, with r.mu held. A deploy that
+// replaces a queued deploy of the same pipeline and environment adds
+// nothing and is never refused: a newer target always gets through. So is
+// a run of a push the queue limit admitted before storing it (hooks
+// QueueLimit): a push checked once queues all the runs it triggers, never
+// some, and they are bounded by its pipeline files.
+func (r *Runner) reserve(req Request) (release func(), err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if req.admitted || (req.Kind == Deploy && r.queuedDeployLocked(req.Repo, req.Pipeline, req.Environment)) {
+		return func() {}, nil
+	}
+	if err := r.roomLocked(req.Repo); err != nil {
+		return nil, err
+	}
+	r.reserved[req.Repo]++
+	return func() {
+		if r.reserved[req.Repo]--; r.reserved[req.Repo] <= 0 {
+			delete(r.reserved, req.Repo)
+		}
+	}, nil
+}
+
+// queuedDeployLocked reports whether a deploy of pipeline to env is queued
+// and not started; r.mu must be held.
+func (r *Runner) queuedDeployLocked(repo, pipeline, env string) bool {
+	for _, q := range r.queue {
+		if q.run.Kind == Deploy && q.run.Repo == repo && q.run.Pipeline == pipeline && q.run.Environment == env {
+			return true
+		}
+	}
+	return false
+}
+
+// DeployRoom reports whether a deploy of pipeline to env may be queued:
+// nil when the repository's queue has room or the deploy would replace
+// one queued for that environment, else a *QueueFullError.
+func (r *Runner) DeployRoom(repo, pipeline, env string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.queuedDeployLocked(repo, pipeline, env) {
+		return nil
+	}
+	return r.roomLocked(repo)
 }
 
 func (r *scheduler) perRepo() int {
@@ -239,4 +304,28 @@ func (r *Runner) stoppedWaiting(lr *liveRun, i int) (State, string) {
 		return Interrupted, "interrupted by server shutdown while waiting for a job slot"
 	}
 	return Canceled, "canceled while waiting for a job slot"
+}
+
+// noteNotQueued remembers why a deploy of pipeline to env was not queued
+// (full), for status; nil forgets it.
+func (r *Runner) noteNotQueued(repo, pipeline, env string, full *QueueFullError) {
+	k := repo + "\x00" + pipeline + "\x00" + env
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if full == nil {
+		delete(r.unqueued, k)
+		return
+	}
+	if r.unqueued == nil {
+		r.unqueued = map[string]string{}
+	}
+	r.unqueued[k] = fmt.Sprintf("%s has %d queued runs (--max-queued-runs)", full.Repo, full.Limit)
+}
+
+// notQueued says why the pending deploy of pipeline to env is not queued,
+// or "".
+func (r *Runner) notQueued(repo, pipeline, env string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.unqueued[repo+"\x00"+pipeline+"\x00"+env]
 }

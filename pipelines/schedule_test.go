@@ -2,6 +2,7 @@ package pipelines
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -120,5 +121,58 @@ func TestLogBudget(t *testing.T) {
 	}
 	if stops.Load() != 1 {
 		t.Errorf("the run was stopped %d times, want once", stops.Load())
+	}
+}
+
+// The queue limit counts every queued run of a repository; a deploy that
+// replaces one queued for its environment, and a run of an admitted push,
+// pass it.
+func TestQueueLimitReserve(t *testing.T) {
+	r := &Runner{cfg: Config{MaxQueuedPerRepo: 2}, reserved: map[string]int{}}
+	r.queue = []*liveRun{
+		{run: &Run{Repo: "app", Pipeline: "web", Kind: Deploy, Environment: "prod"}},
+		{run: &Run{Repo: "app", Pipeline: "web", Kind: Build}},
+		{run: &Run{Repo: "other", Pipeline: "web", Kind: Build}},
+	}
+	tests := []struct {
+		name string
+		req  Request
+		full bool
+	}{
+		{"build", Request{Repo: "app", Pipeline: "web", Kind: Build}, true},
+		{"retry of a deploy elsewhere", Request{Repo: "app", Pipeline: "web", Kind: Deploy, Environment: "staging"}, true},
+		{"deploy replacing a queued one", Request{Repo: "app", Pipeline: "web", Kind: Deploy, Environment: "prod"}, false},
+		{"deploy of another pipeline", Request{Repo: "app", Pipeline: "api", Kind: Deploy, Environment: "prod"}, true},
+		{"admitted push", Request{Repo: "app", Pipeline: "web", Kind: Build, admitted: true}, false},
+		{"another repository", Request{Repo: "other", Pipeline: "web", Kind: Build}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			release, err := r.reserve(tt.req)
+			var full *QueueFullError
+			if got := errors.As(err, &full); got != tt.full {
+				t.Fatalf("full = %v (err %v), want %v", got, err, tt.full)
+			}
+			if release != nil {
+				r.mu.Lock()
+				release()
+				r.mu.Unlock()
+			}
+		})
+	}
+	// A reservation counts until it is released: two runs stored at
+	// once cannot both take the last place.
+	release, err := r.reserve(Request{Repo: "other", Pipeline: "web", Kind: Build})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.reserve(Request{Repo: "other", Pipeline: "api", Kind: Build}); err == nil {
+		t.Fatal("a second run took the place reserved by the first")
+	}
+	r.mu.Lock()
+	release()
+	r.mu.Unlock()
+	if len(r.reserved) != 0 {
+		t.Fatalf("reservations left: %v", r.reserved)
 	}
 }

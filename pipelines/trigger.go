@@ -29,6 +29,12 @@ type Push struct {
 	recovered bool
 }
 
+// admitted reports whether the queue limit let this push in at
+// pre-receive (hooks QueueLimit checks every push over SSH): its runs
+// queue even if that fills the queue past the limit. A push replayed from
+// the journal was admitted before the crash.
+func (p Push) admitted() bool { return p.ID != "" || p.recovered }
+
 // SkipOption is the push option that starts no pipeline.
 const SkipOption = "ci.skip"
 
@@ -112,7 +118,7 @@ func (r *Runner) OnPush(ctx context.Context, p Push) ([]*Run, error) {
 		run, err := r.Enqueue(ctx, Request{
 			Repo: p.Repo, Pipeline: s.Name, Kind: Build, Commit: p.New, Branch: branch,
 			Trigger: "push by " + p.User, User: p.User, Pushed: p.Received, WaitFor: localInputs(s, p.Repo),
-			Subject: subject, spec: s,
+			Subject: subject, spec: s, admitted: p.admitted(),
 		})
 		if err != nil {
 			return runs, err

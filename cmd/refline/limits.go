@@ -32,6 +32,7 @@ func (l *limitFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&l.ssh.MaxUnauth, "max-unauth-conns", d.MaxUnauth, "SSH connections not authenticated yet; a new one replaces the oldest")
 	fs.DurationVar(&l.ssh.AuthTimeout, "auth-timeout", d.AuthTimeout, "time a connection has to authenticate")
 	fs.DurationVar(&l.ssh.IdleTimeout, "idle-timeout", d.IdleTimeout, "an SSH connection with no traffic this long is closed")
+	fs.IntVar(&l.ssh.MaxSessions, "max-sessions", 0, "SSH sessions open at once over all users (default: twice --max-conns, lowered to fit the open file limit)")
 	fs.IntVar(&l.ssh.MaxSessionsPerConn, "max-sessions-per-conn", d.MaxSessionsPerConn, "SSH sessions open at once on one connection")
 	fs.IntVar(&l.ssh.MaxSessionsPerUser, "max-sessions-per-user", d.MaxSessionsPerUser, "SSH sessions open at once by one user")
 	fs.Var(&l.pushSize, "max-push-size", "largest pack a push may send (e.g. 512MiB)")
@@ -52,8 +53,8 @@ func (l *limitFlags) check() error {
 	if l.ssh.AuthTimeout <= 0 || l.ssh.IdleTimeout <= 0 {
 		return fmt.Errorf("--auth-timeout and --idle-timeout must be positive")
 	}
-	if l.jobsPerRepo < 0 {
-		return fmt.Errorf("--max-jobs-per-repo must not be negative")
+	if l.jobsPerRepo < 0 || l.ssh.MaxSessions < 0 {
+		return fmt.Errorf("--max-jobs-per-repo and --max-sessions must not be negative")
 	}
 	l.ssh.MaxPushSize = int64(l.pushSize)
 	return nil
@@ -76,18 +77,29 @@ func (l *limitFlags) slotsPerRepo(maxJobs int) int {
 // fitFiles keeps the connection limit below the file descriptors the
 // process may open, leaving room for git, logs, repositories and the HTTP
 // endpoint: a full SSH side must not starve /healthz.
+//
+// Sessions over all connections are bounded the same way (each may run a
+// git process with its pipes): by default twice --max-conns, so that every
+// connection can run one and clients that multiplex (ControlMaster) a few
+// more, and never more than the file limit holds.
 func (l *limitFlags) fitFiles(nofile uint64, log *logrus.Entry) {
 	const reserve = 1024
-	if nofile == 0 {
-		return
+	if l.ssh.MaxSessions <= 0 {
+		l.ssh.MaxSessions = 2 * l.ssh.MaxConns
 	}
-	room := (int64(nofile) - reserve) / 2 // a connection, and a git pipe or two
-	if room < 16 {
-		room = 16
-	}
-	if int64(l.ssh.MaxConns) > room {
-		log.WithFields(logrus.Fields{"max_conns": room, "nofile": nofile}).Warn("--max-conns lowered to fit the open file limit (raise it with ulimit -n)")
-		l.ssh.MaxConns = int(room)
+	if nofile > 0 {
+		room := (int64(nofile) - reserve) / 2 // a connection, and a git pipe or two
+		if room < 16 {
+			room = 16
+		}
+		if int64(l.ssh.MaxConns) > room {
+			log.WithFields(logrus.Fields{"max_conns": room, "nofile": nofile}).Warn("--max-conns lowered to fit the open file limit (raise it with ulimit -n)")
+			l.ssh.MaxConns = int(room)
+		}
+		if int64(l.ssh.MaxSessions) > room {
+			log.WithFields(logrus.Fields{"max_sessions": room, "nofile": nofile}).Warn("--max-sessions lowered to fit the open file limit (raise it with ulimit -n)")
+			l.ssh.MaxSessions = int(room)
+		}
 	}
 	if l.ssh.MaxConnsPerAddr > l.ssh.MaxConns {
 		l.ssh.MaxConnsPerAddr = l.ssh.MaxConns

@@ -1,6 +1,11 @@
 package main
 
-import "testing"
+import (
+	"io"
+	"testing"
+
+	"github.com/sirupsen/logrus"
+)
 
 func TestSizeFlag(t *testing.T) {
 	for _, tc := range []struct {
@@ -36,6 +41,30 @@ func TestSlotsPerRepo(t *testing.T) {
 		l := limitFlags{jobsPerRepo: tc.flag}
 		if got := l.slotsPerRepo(tc.maxJobs); got != tc.want {
 			t.Errorf("--max-jobs-per-repo %d with --max-jobs %d: %d slots, want %d", tc.flag, tc.maxJobs, got, tc.want)
+		}
+	}
+}
+
+func TestFitFilesSessions(t *testing.T) {
+	log := logrus.NewEntry(logrus.New())
+	log.Logger.SetOutput(io.Discard)
+	for _, tc := range []struct {
+		name                string
+		nofile              uint64
+		conns, sessions     int
+		wantConns, wantSess int
+	}{
+		{"default is twice --max-conns", 1 << 20, 2048, 0, 2048, 4096},
+		{"default fits the file limit", 2048, 2048, 0, 512, 512},
+		{"explicit kept", 1 << 20, 2048, 100, 2048, 100},
+		{"explicit lowered to the file limit", 2048, 2048, 4000, 512, 512},
+		{"unknown file limit", 0, 300, 0, 300, 600},
+	} {
+		l := limitFlags{}
+		l.ssh.MaxConns, l.ssh.MaxConnsPerAddr, l.ssh.MaxSessions = tc.conns, 64, tc.sessions
+		l.fitFiles(tc.nofile, log)
+		if l.ssh.MaxConns != tc.wantConns || l.ssh.MaxSessions != tc.wantSess {
+			t.Errorf("%s: conns %d sessions %d, want %d %d", tc.name, l.ssh.MaxConns, l.ssh.MaxSessions, tc.wantConns, tc.wantSess)
 		}
 	}
 }
