@@ -47,7 +47,7 @@ type deployRuns interface {
 	deployLive(repo, pipeline, env string) bool
 	supersedeQueued(repo, pipeline, env, desired string)
 	DeployRoom(repo, pipeline, env string) error
-	noteNotQueued(repo, pipeline, env string, full *QueueFullError)
+	noteNotQueued(repo, pipeline, env, user, trigger string, full *QueueFullError)
 	notQueued(repo, pipeline, env string) string
 }
 
@@ -221,7 +221,7 @@ func (r *Deployer) Reconcile(ctx context.Context, repo, pipeline, env, user, tri
 		// Moved back to what is deployed: a deploy queued for another
 		// target must not run after all.
 		r.runs.supersedeQueued(repo, pipeline, env, desired.String())
-		r.runs.noteNotQueued(repo, pipeline, env, nil)
+		r.runs.noteNotQueued(repo, pipeline, env, "", "", nil)
 		return nil, nil
 	}
 	if run := r.runs.liveDeploy(repo, pipeline, env, desired.String()); run != nil {
@@ -239,13 +239,13 @@ func (r *Deployer) Reconcile(ctx context.Context, repo, pipeline, env, user, tri
 	if errors.As(err, &full) {
 		// The deploy ref keeps the target: the next reconcile (after
 		// a deploy of env ends, or at start) deploys it.
-		r.runs.noteNotQueued(repo, pipeline, env, full)
+		r.runs.noteNotQueued(repo, pipeline, env, user, trigger, full)
 		r.log.WithFields(logrus.Fields{"repo": repo, "pipeline": pipeline, "env": env, "artifact": short(desired.String()), "trigger": trigger}).
 			Warn("deploy not queued: " + full.Error() + "; " + refs.DeployRef(env, pipeline) + " keeps the target, deployed at the next reconcile")
 		return nil, err
 	}
 	if err == nil {
-		r.runs.noteNotQueued(repo, pipeline, env, nil)
+		r.runs.noteNotQueued(repo, pipeline, env, "", "", nil)
 	}
 	return run, err
 }

@@ -90,7 +90,7 @@ type Runner struct {
 	reserved map[string]int
 	// unqueued says why a deploy was not queued, by
 	// "repo\x00pipeline\x00env", for status.
-	unqueued map[string]string
+	unqueued map[string]unqueuedDeploy
 	workers  sync.WaitGroup
 
 	// The parts the runner wires: the deploy controller, run and
@@ -495,6 +495,7 @@ func (r *Runner) execute(lr *liveRun) {
 	r.noteSetOff(key, next)
 	r.mu.Unlock()
 	lr.bell.ring()
+	r.retryUnqueued(final.Repo, log)
 }
 
 // deployRefMoved reports whether the deploy ref of a deploy run now points

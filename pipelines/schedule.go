@@ -2,7 +2,11 @@ package pipelines
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
+
+	"github.com/sirupsen/logrus"
 )
 
 // The scheduler hands out job slots (--max-jobs of them). A run takes a
@@ -306,9 +310,15 @@ func (r *Runner) stoppedWaiting(lr *liveRun, i int) (State, string) {
 	return Canceled, "canceled while waiting for a job slot"
 }
 
+// unqueuedDeploy is a deploy the queue limit kept out: why, and whom and
+// what to queue it for when there is room.
+type unqueuedDeploy struct {
+	why, user, trigger string
+}
+
 // noteNotQueued remembers why a deploy of pipeline to env was not queued
-// (full), for status; nil forgets it.
-func (r *Runner) noteNotQueued(repo, pipeline, env string, full *QueueFullError) {
+// (full), for status and for retryUnqueued; nil forgets it.
+func (r *Runner) noteNotQueued(repo, pipeline, env, user, trigger string, full *QueueFullError) {
 	k := repo + "\x00" + pipeline + "\x00" + env
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -317,9 +327,40 @@ func (r *Runner) noteNotQueued(repo, pipeline, env string, full *QueueFullError)
 		return
 	}
 	if r.unqueued == nil {
-		r.unqueued = map[string]string{}
+		r.unqueued = map[string]unqueuedDeploy{}
 	}
-	r.unqueued[k] = fmt.Sprintf("%s has %d queued runs (--max-queued-runs)", full.Repo, full.Limit)
+	r.unqueued[k] = unqueuedDeploy{
+		why:  fmt.Sprintf("%s has %d queued runs (--max-queued-runs)", full.Repo, full.Limit),
+		user: user, trigger: trigger,
+	}
+}
+
+// retryUnqueued tries again the deploys of repo the queue limit kept out,
+// now that one of its runs has ended: the deploy refs keep their targets,
+// and without this they would wait for the next deploy there or a restart.
+func (r *Runner) retryUnqueued(repo string, log *logrus.Entry) {
+	type pending struct{ pipeline, env, user, trigger string }
+	var todo []pending
+	r.mu.Lock()
+	for k, u := range r.unqueued {
+		f := strings.SplitN(k, "\x00", 3)
+		if len(f) == 3 && f[0] == repo {
+			todo = append(todo, pending{f[1], f[2], u.user, u.trigger})
+		}
+	}
+	r.mu.Unlock()
+	for _, p := range todo {
+		d, err := r.deployer.Reconcile(context.Background(), repo, p.pipeline, p.env, p.user, p.trigger)
+		var full *QueueFullError
+		switch {
+		case errors.As(err, &full):
+			return // still full: the next run to end tries again
+		case err != nil:
+			log.WithError(err).WithField("env", p.env).Warn("retry a deploy the queue limit kept out")
+		case d != nil:
+			log.WithFields(logrus.Fields{"env": p.env, "deploy": d.ID()}).Info("deploy queued now that the queue has room")
+		}
+	}
 }
 
 // notQueued says why the pending deploy of pipeline to env is not queued,
@@ -327,5 +368,5 @@ func (r *Runner) noteNotQueued(repo, pipeline, env string, full *QueueFullError)
 func (r *Runner) notQueued(repo, pipeline, env string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.unqueued[repo+"\x00"+pipeline+"\x00"+env]
+	return r.unqueued[repo+"\x00"+pipeline+"\x00"+env].why
 }
