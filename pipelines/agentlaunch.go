@@ -47,7 +47,11 @@ func (l LocalLauncher) Launch(ctx context.Context, a AgentLaunch) (string, error
 		os.RemoveAll(dir)
 		return "", fmt.Errorf("write the agent's key: %w", err)
 	}
-	args := append(append([]string{}, a.Args...), "--key-file", key, "--remove-key-file", "--workdir", filepath.Join(dir, "workspace"))
+	// The key file stays (not --remove-key-file): a local agent's stages
+	// run as the server's user and could read far more under the data
+	// dir, and the agent-key-regression and agent-shutdown stories take
+	// the run key from here to check what a stolen one can do.
+	args := append(append([]string{}, a.Args...), "--key-file", key, "--workdir", filepath.Join(dir, "workspace"))
 	cmd := exec.Command(l.Binary, args...)
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "TMPDIR=" + os.TempDir()}
@@ -126,6 +130,8 @@ func (l *SandboxLauncher) Launch(ctx context.Context, a AgentLaunch) (string, er
 		os.RemoveAll(dir)
 		return "", fmt.Errorf("prepare the agent's sandbox: %w", err)
 	}
+	// The agent removes its key file once read: its stages, which run
+	// as its uid, never find it.
 	args := append(append([]string{}, a.Args...), "--key-file", SandboxDir+"/key", "--remove-key-file", "--workdir", SandboxDir+"/workspace")
 	quoted := make([]string, len(args))
 	for i, s := range args {
