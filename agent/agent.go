@@ -31,8 +31,15 @@ type Config struct {
 	WorkDir string
 	// DialTimeout bounds reaching the server (retried until then).
 	DialTimeout time.Duration
-	// Log receives the agent's own messages (not the stages' output).
+	// Log receives the agent's own messages (not the stages' output)
+	// until it is connected.
 	Log io.Writer
+	// Detach, when set, has Run end Log with QuietLine and point the
+	// process's stdio at /dev/null once connected, before the hello (and so
+	// before any secret arrives): a stage, which runs as the agent's user,
+	// then finds nothing of the agent's own output to write to. `refline
+	// agent` sets it; tests running Run in-process do not.
+	Detach bool
 }
 
 // KeepAlive is how often the agent shows an idle connection is alive.
@@ -81,10 +88,19 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	sess.Stderr = cfg.Log
 	if err := sess.Start("agent " + cfg.Run); err != nil {
 		return fmt.Errorf("start agent session: %w", err)
 	}
+	if cfg.Detach {
+		fmt.Fprintln(cfg.Log, QuietLine)
+		if err := DetachStdio(); err != nil {
+			return err
+		}
+	}
+	// From here on the agent's diagnostics travel over the protocol ('!'
+	// when it gives up, 'O' for a note about the running stage) or
+	// nowhere.
+	cfg.Log = io.Discard
 	// The session ends the run: cancelling ctx closes it.
 	stop := context.AfterFunc(ctx, func() { client.Close() })
 	defer stop()
@@ -301,7 +317,9 @@ func (a *runner) start(st Start) error {
 		}
 		select {
 		case <-backstop:
-			fmt.Fprintf(a.cfg.Log, "refline agent: stage %s outlived its timeout; killing it\n", st.Name)
+			// The note goes with the stage's output: the agent's own
+			// stderr is /dev/null by now.
+			fmt.Fprintf(out, "\nrefline agent: stage %s outlived its timeout by %s; killing it\n", st.Name, StageBackstop)
 			_ = syscall.Kill(-s.pgid, syscall.SIGKILL)
 		case <-s.done:
 		}

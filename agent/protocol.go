@@ -43,7 +43,15 @@
 // server masks secrets before anything reaches a log. When the connection
 // ends, the agent kills the running stage and exits non-zero; it also
 // kills a stage that outlives its timeout_ms by more than StageBackstop,
-// in case the server is unreachable but the connection lingers.
+// in case the server is unreachable but the connection lingers, and says
+// so in the stage's output.
+//
+// Once its session is open and before the hello, the agent ends its own
+// stderr with QuietLine and points its stdio at /dev/null (Config.Detach),
+// so that a stage, which runs as its user with the plan's secrets, cannot
+// write them through the agent's descriptors to a log that does not mask
+// them; `refline agent` also makes itself not dumpable before it reads its
+// key. docs/AGENT-PROTOCOL.md says what a stage can and cannot reach.
 package agent
 
 import (

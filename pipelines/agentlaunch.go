@@ -1,6 +1,7 @@
 package pipelines
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -15,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/refline/refline/agent"
 	"github.com/sirupsen/logrus"
 )
 
@@ -45,6 +47,10 @@ func (l LocalLauncher) Launch(ctx context.Context, a AgentLaunch) (string, error
 		os.RemoveAll(dir)
 		return "", fmt.Errorf("write the agent's key: %w", err)
 	}
+	// The key file stays (not --remove-key-file): a local agent's stages
+	// run as the server's user and could read far more under the data
+	// dir, and the agent-key-regression and agent-shutdown stories take
+	// the run key from here to check what a stolen one can do.
 	args := append(append([]string{}, a.Args...), "--key-file", key, "--workdir", filepath.Join(dir, "workspace"))
 	cmd := exec.Command(l.Binary, args...)
 	cmd.Dir = dir
@@ -126,7 +132,9 @@ func (l *SandboxLauncher) Launch(ctx context.Context, a AgentLaunch) (string, er
 		os.RemoveAll(dir)
 		return "", fmt.Errorf("prepare the agent's sandbox: %w", err)
 	}
-	args := append(append([]string{}, a.Args...), "--key-file", SandboxDir+"/key", "--workdir", SandboxDir+"/workspace")
+	// The agent removes its key file once read: its stages, which run
+	// as its uid, never find it.
+	args := append(append([]string{}, a.Args...), "--key-file", SandboxDir+"/key", "--remove-key-file", "--workdir", SandboxDir+"/workspace")
 	quoted := make([]string, len(args))
 	for i, s := range args {
 		quoted[i] = shellQuote(s)
@@ -293,22 +301,51 @@ func shellQuote(s string) string {
 }
 
 // agentLog sends an agent's own messages (not its stages' output) to the
-// server's log.
+// server's log, up to agent.QuietLine.
 func agentLog(log *logrus.Entry, a AgentLaunch) io.Writer {
 	if log == nil {
 		return io.Discard
 	}
-	return logLines{log.WithFields(logrus.Fields{"repo": a.Repo, "pipeline": a.Pipeline, "run": a.Run})}
+	return &logLines{log: log.WithFields(logrus.Fields{"repo": a.Repo, "pipeline": a.Pipeline, "run": a.Run})}
 }
 
-// logLines logs each write's lines.
-type logLines struct{ log *logrus.Entry }
+// logLines logs each write's lines until the agent says it is connected.
+// What comes after is dropped unread: the agent's stdio is /dev/null by
+// then, so only something else holding the pipe (a stage writing through
+// /proc to an ancestor's descriptor, with secrets in its environment) can
+// still write to it, and that must not reach the server's log unmasked.
+type logLines struct {
+	log  *logrus.Entry
+	mu   sync.Mutex
+	rest []byte // a line not yet ended
+	done bool
+}
 
-func (l logLines) Write(p []byte) (int, error) {
-	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
-		if line != "" {
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done {
+		return len(p), nil
+	}
+	l.rest = append(l.rest, p...)
+	for !l.done {
+		i := bytes.IndexByte(l.rest, '\n')
+		if i < 0 {
+			break
+		}
+		line := string(l.rest[:i])
+		l.rest = l.rest[i+1:]
+		switch {
+		case line == agent.QuietLine:
+			l.done, l.rest = true, nil
+		case line != "":
 			l.log.Info(line)
 		}
+	}
+	if len(l.rest) > 64<<10 {
+		// No newline for that long is not the agent's.
+		l.done, l.rest = true, nil
+		l.log.Warn("agent output without line ends; no longer logged")
 	}
 	return len(p), nil
 }

@@ -31,10 +31,12 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var cfg agent.Config
 	var keyFile string
+	var removeKey bool
 	fs.StringVar(&cfg.Server, "server", "", "host:port of the refline SSH server")
 	fs.StringVar(&cfg.HostKey, "host-key", "", "the server's host public key (authorized_keys format); no other is accepted")
 	fs.StringVar(&cfg.Run, "run", "", "the run id the key is for")
 	fs.StringVar(&keyFile, "key-file", "", "the per-run private key (OpenSSH PEM); default: $"+agentKeyEnv)
+	fs.BoolVar(&removeKey, "remove-key-file", false, "remove --key-file once read (the launcher wrote it for this agent alone), so that no stage can read it")
 	fs.StringVar(&cfg.WorkDir, "workdir", "/workspace", "where the workspace is laid out and the stages run")
 	fs.DurationVar(&cfg.DialTimeout, "dial-timeout", time.Minute, "how long to keep trying to reach the server")
 	if err := fs.Parse(args); err != nil {
@@ -44,6 +46,12 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "refline agent: --server, --host-key and --run are required, and nothing else")
 		return 2
 	}
+	// Before the key is in memory: a stage of the same (unprivileged) uid
+	// cannot read this process's memory, environment or descriptors.
+	if err := agent.NotDumpable(); err != nil {
+		fmt.Fprintf(stderr, "refline agent: %v\n", err)
+		return 1
+	}
 	if keyFile != "" {
 		b, err := os.ReadFile(keyFile)
 		if err != nil {
@@ -51,6 +59,12 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) int {
 			return 2
 		}
 		cfg.Key = b
+		if removeKey {
+			if err := os.Remove(keyFile); err != nil {
+				fmt.Fprintf(stderr, "refline agent: the key file must go before any stage runs: %v\n", err)
+				return 1
+			}
+		}
 	} else {
 		cfg.Key = []byte(os.Getenv(agentKeyEnv))
 	}
@@ -62,6 +76,9 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Log = stderr
+	// Once connected, the agent's stdio is /dev/null (agent.QuietLine);
+	// what Run returns after that is said to the server, not here.
+	cfg.Detach = true
 	if err := agent.Run(ctx, cfg); err != nil {
 		fmt.Fprintf(stderr, "refline agent: %v\n", err)
 		return 1
