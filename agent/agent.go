@@ -35,7 +35,7 @@ type Config struct {
 	// until it is connected.
 	Log io.Writer
 	// Detach, when set, has Run end Log with QuietLine and point the
-	// process's stdio at /dev/null once connected, before the hello (and so
+	// process's stdio at a drained pipe once connected, before the hello (and so
 	// before any secret arrives): a stage, which runs as the agent's user,
 	// then finds nothing of the agent's own output to write to. `refline
 	// agent` sets it; tests running Run in-process do not.

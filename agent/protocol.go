@@ -47,7 +47,7 @@
 // so in the stage's output.
 //
 // Once its session is open and before the hello, the agent ends its own
-// stderr with QuietLine and points its stdio at /dev/null (Config.Detach),
+// stderr with QuietLine and points its stdio at a pipe it drains (Config.Detach),
 // so that a stage, which runs as its user with the plan's secrets, cannot
 // write them through the agent's descriptors to a log that does not mask
 // them; `refline agent` also makes itself not dumpable before it reads its

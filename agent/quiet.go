@@ -2,31 +2,42 @@ package agent
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"golang.org/x/sys/unix"
 )
 
 // QuietLine is the last line an agent writes to its own stderr: it
-// connected, and from here on its stdio is /dev/null. A launcher that logs
+// connected, and from here on its stdio goes nowhere (DetachStdio). A launcher that logs
 // the agent's output stops at this line, so that whatever else still holds
 // that pipe (a stage writing to /proc/PID/fd/2 of an ancestor) reaches no
 // log. A stage cannot start before it: the plan follows the hello, which
 // follows this line.
 const QuietLine = "refline agent: connected; its own output ends here"
 
-// DetachStdio points fds 0, 1 and 2 at /dev/null. A stage runs as the
-// agent's user and could open the agent's stdio through /proc; the stage's
-// output belongs on the protocol, where the server masks it.
+// DetachStdio points fd 0 at an empty pipe and fds 1 and 2 at a pipe this
+// process drains and drops. A stage runs as the agent's user and could open
+// the agent's stdio through /proc; the stage's output belongs on the
+// protocol, where the server masks it. Pipes rather than /dev/null: an
+// image (or a sandbox) may have a /dev/null its uid cannot write, and a
+// write to a closed pipe on fd 1 or 2 would kill a Go program.
 func DetachStdio() error {
-	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	inR, inW, err := os.Pipe()
 	if err != nil {
-		return fmt.Errorf("open %s: %w", os.DevNull, err)
+		return fmt.Errorf("detach stdio: %w", err)
 	}
-	defer null.Close()
-	for fd := 0; fd <= 2; fd++ {
-		if err := unix.Dup2(int(null.Fd()), fd); err != nil {
-			return fmt.Errorf("point fd %d at %s: %w", fd, os.DevNull, err)
+	inW.Close() // reads of fd 0 see the end at once
+	defer inR.Close()
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("detach stdio: %w", err)
+	}
+	defer outW.Close()
+	go func() { _, _ = io.Copy(io.Discard, outR) }()
+	for fd, f := range []*os.File{inR, outW, outW} {
+		if err := unix.Dup2(int(f.Fd()), fd); err != nil {
+			return fmt.Errorf("detach stdio: fd %d: %w", fd, err)
 		}
 	}
 	return nil

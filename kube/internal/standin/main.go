@@ -523,6 +523,13 @@ func (k *kubelet) container(ctx context.Context, p *corev1.Pod, c corev1.Contain
 		return 137, ctx.Err()
 	}
 	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
+		// A kubelet keeps a failed container's log; say its end here,
+		// where a failing test shows it.
+		tail, _ := os.ReadFile(logf.Name())
+		if len(tail) > 2048 {
+			tail = tail[len(tail)-2048:]
+		}
+		k.log.WithFields(logrus.Fields{"pod": p.Name, "container": c.Name, "code": ee.ExitCode(), "log": string(tail)}).Warn("container failed")
 		return ee.ExitCode(), nil
 	}
 	if err != nil {
