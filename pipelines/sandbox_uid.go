@@ -72,16 +72,25 @@ func (t stagedThread) asJob(cred *syscall.Credential, f func() error) error {
 }
 
 // startStaged starts cmd from a thread in a new mount namespace where
-// stage/N is a bind of staged[N]. The thread lives (locked, never given
-// back to the runtime) until release is closed: bubblewrap's
-// --die-with-parent follows the thread that started it, and the
-// namespace, holding the binds, goes with the thread and bubblewrap.
+// stage/N is a bind of staged[N]. Once bubblewrap has started (it keeps
+// that namespace for itself, and it goes when bubblewrap ends), the thread
+// goes back to the server's namespace: no bind of a workspace outlives its
+// job, not even for the moments the thread takes to end, so the data
+// directory's file system holds no mount of a deleted workspace (which
+// would keep it from being remounted read-only or unmounted). The thread
+// lives (locked, never given back to the runtime) until release is
+// closed: bubblewrap's --die-with-parent follows the thread that started
+// it, and asJob changes its uid.
 func startStaged(cmd *exec.Cmd, stage string, staged []string, release <-chan struct{}) (stagedThread, error) {
 	started := make(chan error, 1)
 	calls := make(stagedThread)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+	goLockedOffMain(func() {
 		started <- func() error {
+			host, err := unix.Open("/proc/thread-self/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return fmt.Errorf("open the server's mount namespace: %w", err)
+			}
+			defer unix.Close(host)
 			if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 				return fmt.Errorf("unshare mount namespace: %w", err)
 			}
@@ -104,7 +113,16 @@ func startStaged(cmd *exec.Cmd, stage string, staged []string, release <-chan st
 					return fmt.Errorf("bind %s: %w", src, err)
 				}
 			}
-			return cmd.Start()
+			if err := cmd.Start(); err != nil {
+				return err
+			}
+			if err := unix.Setns(host, unix.CLONE_NEWNS); err != nil {
+				// bwrap waits on its block fd: it must not go on.
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+				return fmt.Errorf("return to the server's mount namespace: %w", err)
+			}
+			return nil
 		}()
 		for {
 			select {
@@ -114,8 +132,30 @@ func startStaged(cmd *exec.Cmd, stage string, staged []string, release <-chan st
 				return
 			}
 		}
-	}()
+	})
 	return calls, <-started
+}
+
+// goLockedOffMain runs f on a goroutine locked to an OS thread that is not
+// the process's main thread, and never unlocked: the runtime ends such a
+// thread when f returns, with whatever uid or namespace f gave it. The
+// main thread it cannot end (that would end the process), so it parks it
+// for good instead: the uid and namespace would stay for the server's
+// life.
+func goLockedOffMain(f func()) { go runLockedOffMain(f) }
+
+func runLockedOffMain(f func()) {
+	runtime.LockOSThread()
+	if unix.Gettid() != unix.Getpid() {
+		f()
+		return // never unlocked: the thread ends with the goroutine
+	}
+	// On the main thread: hold it until another goroutine, which then
+	// cannot run on it, has locked a thread of its own.
+	locked := make(chan struct{})
+	go runLockedOffMain(func() { close(locked); f() })
+	<-locked
+	runtime.UnlockOSThread()
 }
 
 // devNodes are the device nodes a job's /dev holds, with the modes every

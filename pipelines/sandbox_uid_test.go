@@ -1,10 +1,15 @@
 package pipelines
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // chownTree gives a workspace to the job's uid without following the
@@ -50,6 +55,74 @@ func TestChownTreeKeepsToTheTree(t *testing.T) {
 	for _, p := range []string{outside, filepath.Join(outside, "f")} {
 		if got := owner(p); got != 0 {
 			t.Errorf("%s, outside the tree, is owned by %d now", p, got)
+		}
+	}
+}
+
+// initRanOn is the thread runLockedOffMain, called on the main thread (a
+// package's initialization runs there, locked to it), ran its function on.
+var initRanOn, initTID = runOffMainAtInit()
+
+func runOffMainAtInit() (ranOn, mainTID int) {
+	tids := make(chan int, 1)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	runLockedOffMain(func() { tids <- unix.Gettid() })
+	return <-tids, unix.Gettid()
+}
+
+// A thread a job's uid or namespace was given ends with its goroutine:
+// never the main thread, which the runtime would park for good instead.
+func TestLockedOffMainThread(t *testing.T) {
+	if initTID != os.Getpid() {
+		t.Fatalf("init ran on thread %d, not the main thread %d", initTID, os.Getpid())
+	}
+	if initRanOn == os.Getpid() {
+		t.Errorf("runLockedOffMain called on the main thread ran its function there")
+	}
+	tids := make(chan int, 1)
+	goLockedOffMain(func() { tids <- unix.Gettid() })
+	if tid := <-tids; tid == os.Getpid() {
+		t.Errorf("goLockedOffMain ran its function on the main thread")
+	}
+}
+
+// A root server's bwrap starts in a mount namespace of its own holding a
+// bind of the workspace; once Start returns, no thread of the server is in
+// it any more, so the namespace ends with bwrap, and no mount of a deleted
+// workspace pins the data directory's file system.
+func TestSandboxStageNamespaceLeft(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the staged namespace is for a root server")
+	}
+	data := t.TempDir()
+	sb := NewSandbox(SandboxConfig{DataDir: data})
+	if err := sb.Usable(); err != nil {
+		t.Skipf("no usable sandbox here: %v", err)
+	}
+	host, err := os.Readlink("/proc/self/ns/mnt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := sb.Prepare(context.Background(), WorkspaceSpec{Dir: filepath.Join(data, "work", "1"), Env: []string{"PATH=/usr/bin:/bin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	var out bytes.Buffer
+	for i := 0; i < 3; i++ {
+		p, err := ws.Start(context.Background(), Job{Script: "true", Output: &out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tasks, _ := os.ReadDir("/proc/self/task")
+		for _, task := range tasks {
+			if ns, err := os.Readlink(filepath.Join("/proc/self/task", task.Name(), "ns", "mnt")); err == nil && ns != host {
+				t.Errorf("thread %s is in mount namespace %s, not the server's %s", task.Name(), ns, host)
+			}
+		}
+		if code, err := p.Wait(); code != 0 || err != nil {
+			t.Fatalf("exit %d, %v: %s", code, err, out.String())
 		}
 	}
 }

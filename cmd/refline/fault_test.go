@@ -22,6 +22,7 @@ import (
 	"unsafe"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	"golang.org/x/sys/unix"
 )
 
 // The fault suite (testdata/script/fault-*.txtar) crashes the server at
@@ -685,7 +686,12 @@ func cmdSmallFS(ts *testscript.TestScript, neg bool, args []string) {
 	fmt.Fprintf(ts.Stdout(), "mounted %s bytes on %s\n", args[1], args[0])
 }
 
-// cmdRemount makes a smallfs read-only or writable again.
+// cmdRemount makes a smallfs read-only or writable again. The kernel
+// refuses to make a file system read-only (EBUSY) while a file on it is
+// open for writing, or a deleted file or directory on it is still held
+// (open, mapped, or bound in some mount namespace): the story's server
+// has left something behind. It then fails, listing what holds the file
+// system.
 //
 //	remount ro|rw DIR
 func cmdRemount(ts *testscript.TestScript, neg bool, args []string) {
@@ -696,7 +702,91 @@ func cmdRemount(ts *testscript.TestScript, neg bool, args []string) {
 	if args[0] == "ro" {
 		flags |= syscall.MS_RDONLY
 	}
-	ts.Check(syscall.Mount("tmpfs", ts.MkAbs(args[1]), "tmpfs", flags, ""))
+	dir := ts.MkAbs(args[1])
+	err := syscall.Mount("tmpfs", dir, "tmpfs", flags, "")
+	if errors.Is(err, syscall.EBUSY) {
+		ts.Fatalf("remount %s %s: %v; what holds it:\n%s", args[0], dir, err, strings.Join(fsHolders(dir), "\n"))
+	}
+	ts.Check(err)
+}
+
+// fsHolders lists what holds dir's file system: processes with a file on
+// it open, mapped, as working or root directory, and mounts of it in mount
+// namespaces other than this process's.
+func fsHolders(dir string) []string {
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		return []string{err.Error()}
+	}
+	dev := fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))
+	on := func(path string) bool {
+		var fst syscall.Stat_t
+		return syscall.Stat(path, &fst) == nil && fst.Dev == st.Dev
+	}
+	ownNS, _ := os.Readlink("/proc/self/ns/mnt")
+	seenNS := map[string]bool{ownNS: true}
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		proc := fmt.Sprintf("/proc/%d", pid)
+		cmdline, _ := os.ReadFile(proc + "/cmdline")
+		who := fmt.Sprintf("pid %d (%s)", pid, strings.ReplaceAll(strings.TrimRight(string(cmdline), "\x00"), "\x00", " "))
+		for _, l := range []string{"cwd", "root"} {
+			if on(proc + "/" + l) {
+				target, _ := os.Readlink(proc + "/" + l)
+				out = append(out, fmt.Sprintf("%s: %s %s", who, l, target))
+			}
+		}
+		fds, _ := os.ReadDir(proc + "/fd")
+		for _, fd := range fds {
+			if on(proc + "/fd/" + fd.Name()) {
+				target, _ := os.Readlink(proc + "/fd/" + fd.Name())
+				info, _ := os.ReadFile(proc + "/fdinfo/" + fd.Name())
+				flags := ""
+				for _, line := range strings.Split(string(info), "\n") {
+					if v, ok := strings.CutPrefix(line, "flags:"); ok {
+						flags = strings.TrimSpace(v)
+					}
+				}
+				out = append(out, fmt.Sprintf("%s: fd %s %s (flags %s)", who, fd.Name(), target, flags))
+			}
+		}
+		maps, _ := os.ReadFile(proc + "/maps")
+		for _, line := range strings.Split(string(maps), "\n") {
+			if f := strings.Fields(line); len(f) >= 6 && devNumbers(f[3]) == dev {
+				out = append(out, fmt.Sprintf("%s: maps %s", who, strings.Join(f[5:], " ")))
+			}
+		}
+		ns, _ := os.Readlink(proc + "/ns/mnt")
+		if ns == "" || seenNS[ns] {
+			continue
+		}
+		seenNS[ns] = true
+		mountinfo, _ := os.ReadFile(proc + "/mountinfo")
+		for _, line := range strings.Split(string(mountinfo), "\n") {
+			// ID PARENT MAJOR:MINOR ROOT MOUNTPOINT ...
+			if f := strings.Fields(line); len(f) >= 5 && f[2] == dev {
+				out = append(out, fmt.Sprintf("%s: in mount namespace %s, %s mounted on %s", who, ns, f[3], f[4]))
+			}
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, "nothing (a write under way?)")
+	}
+	return out
+}
+
+// devNumbers turns a major:minor of /proc/PID/maps (hex) into decimal.
+func devNumbers(s string) string {
+	var major, minor uint32
+	if _, err := fmt.Sscanf(s, "%x:%x", &major, &minor); err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%d:%d", major, minor)
 }
 
 // cmdFill allocates FILE so that only LEAVE bytes (a number, or with a
