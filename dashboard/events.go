@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,11 +23,21 @@ import (
 // its next request may read.
 type Hub struct {
 	mu   sync.Mutex
-	subs map[chan string]struct{}
+	subs map[*Subscription]struct{}
+}
+
+// Subscription is one page's view of the hub: the repositories that
+// changed since it last looked. A set rather than a queue, so that a burst
+// of notices costs a subscriber one wake-up and no repository's notice is
+// lost behind another's.
+type Subscription struct {
+	h       *Hub
+	wake    chan struct{}
+	pending map[string]bool // under h.mu
 }
 
 // NewHub returns an empty hub.
-func NewHub() *Hub { return &Hub{subs: map[chan string]struct{}{}} }
+func NewHub() *Hub { return &Hub{subs: map[*Subscription]struct{}{}} }
 
 // Emit implements pipelines.Emitter: every event names its repository.
 func (h *Hub) Emit(_ context.Context, ev webhook.Event) error {
@@ -34,30 +45,51 @@ func (h *Hub) Emit(_ context.Context, ev webhook.Event) error {
 	return nil
 }
 
-// Notify wakes the pages of repo. A subscriber that has not read the
-// previous notice keeps that one: notices coalesce, never block.
+// Notify wakes the pages of repo. It never blocks: a subscriber that has
+// not looked since its last wake-up finds repo added to what it will see.
 func (h *Hub) Notify(repo string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for ch := range h.subs {
+	for sub := range h.subs {
+		sub.pending[repo] = true
 		select {
-		case ch <- repo:
+		case sub.wake <- struct{}{}:
 		default:
 		}
 	}
 }
 
-// Subscribe returns a channel of changed repositories and how to stop.
-func (h *Hub) Subscribe() (<-chan string, func()) {
-	ch := make(chan string, 1)
+// Subscribe starts a subscription; Stop ends it.
+func (h *Hub) Subscribe() *Subscription {
+	sub := &Subscription{h: h, wake: make(chan struct{}, 1), pending: map[string]bool{}}
 	h.mu.Lock()
-	h.subs[ch] = struct{}{}
+	h.subs[sub] = struct{}{}
 	h.mu.Unlock()
-	return ch, func() {
-		h.mu.Lock()
-		delete(h.subs, ch)
-		h.mu.Unlock()
+	return sub
+}
+
+// Wake receives when repositories have changed; Changed says which.
+func (sub *Subscription) Wake() <-chan struct{} { return sub.wake }
+
+// Changed returns the repositories that changed since the last call, in
+// name order, and forgets them.
+func (sub *Subscription) Changed() []string {
+	sub.h.mu.Lock()
+	defer sub.h.mu.Unlock()
+	repos := make([]string, 0, len(sub.pending))
+	for r := range sub.pending {
+		repos = append(repos, r)
 	}
+	clear(sub.pending)
+	sort.Strings(repos)
+	return repos
+}
+
+// Stop ends the subscription.
+func (sub *Subscription) Stop() {
+	sub.h.mu.Lock()
+	delete(sub.h.subs, sub)
+	sub.h.mu.Unlock()
 }
 
 // sse writes server-sent events by hand (the format is a few lines).
@@ -109,8 +141,8 @@ const keepAlive = 15 * time.Second
 // notices streams "changed" to a page of repo ("" for the overview: any
 // repository u can read) whenever it changes.
 func (s *Server) notices(w http.ResponseWriter, r *http.Request, u access.User, repo string) {
-	ch, stop := s.cfg.Notices.Subscribe()
-	defer stop()
+	sub := s.cfg.Notices.Subscribe()
+	defer sub.Stop()
 	out := startSSE(w)
 	tick := time.NewTicker(keepAlive)
 	defer tick.Stop()
@@ -124,15 +156,17 @@ func (s *Server) notices(w http.ResponseWriter, r *http.Request, u access.User, 
 			if out.comment("ping") != nil {
 				return
 			}
-		case changed := <-ch:
-			if repo != "" && changed != repo {
-				continue
-			}
-			if repo == "" && !s.cfg.Users.Level(changed, u).Can(access.Read) {
-				continue
-			}
-			if out.event("changed", "", map[string]string{"repo": changed}) != nil {
-				return
+		case <-sub.Wake():
+			for _, changed := range sub.Changed() {
+				if repo != "" && changed != repo {
+					continue
+				}
+				if repo == "" && !s.cfg.Users.Level(changed, u).Can(access.Read) {
+					continue
+				}
+				if out.event("changed", "", map[string]string{"repo": changed}) != nil {
+					return
+				}
 			}
 		}
 	}
